@@ -49,31 +49,48 @@ def _inside(points, i, f, b):
 
 
 @numba.njit(cache=True)
-def _mask_kernel(points, boxes, mask):
+def _candidates(xs, f, b):
+    """Range [lo, hi) of the x-sorted points within the box's bounding circle along x."""
+    r = np.sqrt(f[b, 8])
+    return np.searchsorted(xs, f[b, 0] - r, side="left"), np.searchsorted(xs, f[b, 0] + r, side="right")
+
+
+@numba.njit(cache=True)
+def _mask_kernel(points, boxes, mask_t):
     f = _box_frames(boxes)
+    order = np.argsort(points[:, 0])
+    xs = points[order, 0]
     for b in range(boxes.shape[0]):
-        for i in range(points.shape[0]):
-            mask[i, b] = _inside(points, i, f, b)
+        lo, hi = _candidates(xs, f, b)
+        for k in range(lo, hi):
+            i = order[k]
+            mask_t[b, i] = _inside(points, i, f, b)
 
 
 @numba.njit(cache=True)
 def _index_kernel(points, boxes, index):
     f = _box_frames(boxes)
-    index[:] = -1
+    order = np.argsort(points[:, 0])
+    xs = points[order, 0]
     for b in range(boxes.shape[0]):
-        for i in range(points.shape[0]):
-            if index[i] < 0 and _inside(points, i, f, b):
+        lo, hi = _candidates(xs, f, b)
+        for k in range(lo, hi):
+            i = order[k]
+            if (index[i] < 0 or index[i] > b) and _inside(points, i, f, b):
                 index[i] = b
 
 
 def points_in_boxes_mask(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(N, C>=3) points, (B, 9) boxes in the same frame → bool (N, B): point n inside box b."""
+    """(N, C>=3) points, (B, 9) boxes in the same frame → bool (N, B): point n inside box b.
+
+    The result is column-major, so ``mask[:, b]`` (the points of one box) is contiguous.
+    """
     points = _check_points(points)
     boxes = check_boxes(boxes)
-    mask = np.zeros((len(points), len(boxes)), dtype=np.bool_)
+    mask_t = np.zeros((len(boxes), len(points)), dtype=np.bool_)
     if len(points) and len(boxes):
-        _mask_kernel(np.ascontiguousarray(points[:, :3]), np.ascontiguousarray(boxes, dtype=np.float64), mask)
-    return mask
+        _mask_kernel(np.ascontiguousarray(points[:, :3]), np.ascontiguousarray(boxes, dtype=np.float64), mask_t)
+    return mask_t.T
 
 
 def points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:

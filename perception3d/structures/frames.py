@@ -45,10 +45,14 @@ def transform_points(pose: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def transform_boxes(pose: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Moves (N, 9) boxes by ``pose``: centres, headings (projected onto the new xy plane), velocities."""
+    """Moves (N, 9) boxes by ``pose``: centres, headings (projected onto the new xy plane), velocities.
+
+    ``pose`` is rigid or a similarity (uniform scale, reflection): sizes scale by the cube root of |det|.
+    """
     boxes = check_boxes(boxes)
     rot = pose[:3, :3]
     out = boxes.copy()
+    out[:, 3:6] = boxes[:, 3:6] * np.cbrt(abs(np.linalg.det(rot)))
     out[:, 0:3] = boxes[:, 0:3] @ rot.T + pose[:3, 3]
     heading = np.stack([np.cos(boxes[:, 6]), np.sin(boxes[:, 6]), np.zeros(len(boxes))], axis=1) @ rot.T
     out[:, 6] = np.arctan2(heading[:, 1], heading[:, 0])

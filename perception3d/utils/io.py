@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Any, Union
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write(path: Union[str, Path], data: bytes) -> None:
     """Writes ``data`` to a temporary file beside ``path``, then renames it over ``path``."""
     path = Path(path)
@@ -16,6 +20,7 @@ def atomic_write(path: Union[str, Path], data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

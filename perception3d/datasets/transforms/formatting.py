@@ -1,0 +1,85 @@
+"""Range filters, shuffling and packing a sample for the model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ...registry import TRANSFORMS
+from ...structures import LidarSample
+
+
+def _check_range(point_cloud_range: Sequence[float]) -> np.ndarray:
+    r = np.asarray(point_cloud_range, dtype=np.float32)
+    if r.shape != (6,) or (r[:3] >= r[3:]).any():
+        raise ValueError(f"point_cloud_range must be [x_min, y_min, z_min, x_max, y_max, z_max] with min < max, "
+                         f"got {list(point_cloud_range)}")
+    return r
+
+
+@TRANSFORMS.register_module()
+class PointsRangeFilter:
+    """Keeps points with min <= x, y, z < max of ``point_cloud_range`` (m)."""
+
+    def __init__(self, point_cloud_range: Sequence[float]):
+        self.range = _check_range(point_cloud_range)
+
+    def __call__(self, sample: LidarSample) -> LidarSample:
+        xyz = sample.points[:, :3]
+        keep = ((xyz >= self.range[:3]) & (xyz < self.range[3:])).all(axis=1)
+        sample.points = sample.points[keep]
+        return sample
+
+
+@TRANSFORMS.register_module()
+class ObjectRangeFilter:
+    """Keeps boxes whose centre lies inside the x, y extent of ``point_cloud_range``."""
+
+    def __init__(self, point_cloud_range: Sequence[float]):
+        self.range = _check_range(point_cloud_range)
+
+    def __call__(self, sample: LidarSample) -> LidarSample:
+        xy = sample.gt_boxes[:, :2]
+        sample.select_boxes(((xy >= self.range[:2]) & (xy < self.range[3:5])).all(axis=1))
+        return sample
+
+
+@TRANSFORMS.register_module()
+class PointShuffle:
+    """Shuffles the order of the points."""
+
+    def __init__(self, seed: Optional[int] = None):
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, sample: LidarSample) -> LidarSample:
+        sample.points = sample.points[self.rng.permutation(len(sample.points))]
+        return sample
+
+
+@dataclass
+class SampleTargets:
+    """What the model receives beside the points: ground truth and the frame's metadata."""
+
+    token: str
+    timestamp: int
+    gt_boxes: torch.Tensor  # float32 (M, 9), augmented LiDAR frame
+    gt_labels: torch.Tensor  # int64 (M,)
+    lidar2ego: np.ndarray  # (4, 4)
+    ego2global: np.ndarray  # (4, 4)
+    aug_matrix: np.ndarray  # (4, 4) original LiDAR frame → augmented frame
+
+
+@TRANSFORMS.register_module()
+class Pack:
+    """LidarSample → ``{"inputs": {"points": float32 tensor (N, 5)}, "data_samples": SampleTargets}``."""
+
+    def __call__(self, sample: LidarSample) -> dict:
+        info = sample.info
+        targets = SampleTargets(
+            token=info["token"], timestamp=info["timestamp"],
+            gt_boxes=torch.from_numpy(np.ascontiguousarray(sample.gt_boxes, dtype=np.float32)),
+            gt_labels=torch.from_numpy(np.ascontiguousarray(sample.gt_labels, dtype=np.int64)),
+            lidar2ego=info["lidar2ego"], ego2global=info["ego2global"], aug_matrix=sample.aug_matrix)
+        return {"inputs": {"points": torch.from_numpy(np.ascontiguousarray(sample.points))}, "data_samples": targets}

@@ -1,0 +1,80 @@
+"""ObjectSample: pastes objects of the GT database into a frame, without collisions."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+
+from ...ops import boxes_overlap_bev, points_in_boxes
+from ...registry import TRANSFORMS
+from ...structures import LidarSample
+from ..classes import CLASSES
+from ..gt_database import load_gt_database
+
+
+@TRANSFORMS.register_module()
+class ObjectSample:
+    """Adds up to ``sample_groups[class]`` objects per class from the GT database of the data root.
+
+    Candidates overlapping (in BEV) a box of the frame or an already accepted candidate are dropped;
+    the frame's points inside the accepted boxes are removed before the objects' points are added.
+    With ``limit_whole_scene`` the count per class is a target that the frame's own boxes count toward.
+    Objects with fewer than ``min_points`` points (per class, default 5) are never drawn.
+    """
+
+    def __init__(self, sample_groups: Dict[str, int], min_points: Optional[Dict[str, int]] = None,
+                 limit_whole_scene: bool = False, classes=CLASSES, seed: Optional[int] = None):
+        unknown = set(sample_groups) - set(classes)
+        if unknown:
+            raise ValueError(f"sample_groups names unknown classes {sorted(unknown)}; known: {list(classes)}")
+        self.sample_groups = dict(sample_groups)
+        self.min_points = dict(min_points or {})
+        self.limit_whole_scene = limit_whole_scene
+        self.classes = tuple(classes)
+        self.rng = np.random.default_rng(seed)
+        self._db = None  # (records per class, points), loaded on first use from the sample's data root
+
+    def _database(self, data_root: str):
+        if self._db is None:
+            db, points = load_gt_database(data_root)
+            pools = {}
+            for name in self.sample_groups:
+                recs = db["objects"].get(name, [])
+                min_pts = self.min_points.get(name, 5)
+                pools[name] = [r for r in recs if r["num_points"] >= min_pts]
+            self._db = (pools, points)
+        return self._db
+
+    def __call__(self, sample: LidarSample) -> LidarSample:
+        pools, db_points = self._database(sample.data_root)
+        boxes, labels = sample.gt_boxes, sample.gt_labels
+        new_boxes, new_labels, new_points = [], [], []
+        for name, count in self.sample_groups.items():
+            label = self.classes.index(name)
+            want = count - int((labels == label).sum()) if self.limit_whole_scene else count
+            pool = pools[name]
+            if want <= 0 or not pool:
+                continue
+            picks = self.rng.choice(len(pool), size=min(want, len(pool)), replace=False)
+            cand = np.stack([pool[i]["box"] for i in picks]).astype(np.float32)
+            placed = np.concatenate([boxes] + new_boxes) if new_boxes else boxes
+            free = ~boxes_overlap_bev(cand, placed).any(axis=1) if len(placed) else np.ones(len(cand), bool)
+            inner = boxes_overlap_bev(cand, cand)
+            for i in np.flatnonzero(free):
+                if inner[i, :i][free[:i]].any():  # collides with an accepted candidate of this class
+                    free[i] = False
+            for i in np.flatnonzero(free):
+                rec = pool[picks[i]]
+                pts = np.array(db_points[rec["offset"]: rec["offset"] + rec["num_points"]])
+                pts[:, :3] += cand[i, :3]
+                new_points.append(pts)
+            new_boxes.append(cand[free])
+            new_labels.append(np.full(int(free.sum()), label, dtype=np.int64))
+        if not new_points:
+            return sample
+        added = np.concatenate(new_boxes)
+        sample.points = sample.points[points_in_boxes(sample.points, added) < 0]
+        sample.points = np.concatenate([sample.points] + new_points)
+        sample.gt_boxes = np.concatenate([boxes, added])
+        sample.gt_labels = np.concatenate([labels] + new_labels)
+        return sample
