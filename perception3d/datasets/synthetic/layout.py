@@ -205,10 +205,15 @@ class _Builder:
         return names[self.rng.choice(len(names), p=np.array(weights) / sum(weights))]
 
     def add(self, cls, s0, d, speed=0.0, *, facing=0.0, parked=False, rider=False, wobble=0.0,
-            category: Optional[str] = None, size=None) -> SceneObject:
-        """An object at street position (s0, d) at t = 0 moving along the street at ``speed`` m/s."""
+            category: Optional[str] = None, from_start: bool = False) -> SceneObject:
+        """An object at street position (s0, d) at t = 0 moving along the street at ``speed`` m/s.
+
+        With ``from_start``, s0 is where the object begins along the street rather than its centre.
+        """
         category = category or self.category_of(cls)
-        size = self.size_of(cls, category) if size is None else np.asarray(size, dtype=np.float64)
+        size = self.size_of(cls, category)
+        if from_start:
+            s0 += (abs(np.cos(facing)) * size[0] + abs(np.sin(facing)) * size[1]) / 2
         t = self.times
         s = s0 + speed * t
         lateral = np.full_like(t, d)
@@ -276,36 +281,44 @@ def build_scene(rng: np.random.Generator, origin_xy: np.ndarray) -> SceneLayout:
         for seg_lo, seg_hi in segments:
             def make(s, d=d, speed=speed):
                 cls = _pick(rng, traffic)
-                obj = b.add(cls, s, d, speed, wobble=0.15)
+                obj = b.add(cls, s, d, speed, wobble=0.15, from_start=True)
                 return obj.size[0] + 4.0
             b.fill_line(seg_lo, seg_hi, rng.uniform(10.0, 30.0), make)
 
     all_zones: List[Tuple[int, float, float]] = []
-    for sign, edge in SIDE_ORIGINS:
+    drive = (float(ego_s.min()) - 20.0, float(ego_s.max()) + 20.0)  # the stretch the ego sees up close
+    barriers_right = rng.random() < 0.5
+    for side, (sign, edge) in enumerate(SIDE_ORIGINS):
         at = lambda off: edge + sign * off  # noqa: E731
         lo, hi = b.span(0.0)
-        # construction zones replace stretches of the parking lane
+        # construction zones replace stretches of the parking lane: every scene has one lined with barriers
+        # on one side and one with traffic cones on the other along the ego's drive, sometimes one more
         zones = []
-        for _ in range(rng.integers(0, 3)):
-            z0 = rng.uniform(lo, hi)
-            zones.append((z0, z0 + rng.uniform(20.0, 60.0)))
-        all_zones += [(sign, z0, z1) for z0, z1 in zones]
-        in_zone = lambda s: any(z0 - 8 <= s <= z1 + 8 for z0, z1 in zones)  # noqa: E731
-        for z0, z1 in zones:
-            barrier_line = rng.random() < 0.6
+        for k in range(1 + int(rng.random() < 0.4)):
+            z0 = rng.uniform(*drive) if k == 0 else rng.uniform(lo, hi)
+            barrier_line = (barriers_right == (side == 0)) if k == 0 else rng.random() < 0.5
+            zones.append((z0, z0 + rng.uniform(20.0, 50.0), barrier_line))
+        all_zones += [(sign, z0, z1) for z0, z1, _ in zones]
+        blocked = [(z0 - 8, z1 + 8) for z0, z1, _ in zones]
+        if side == 0:  # and a parked trailer along the drive
+            free = [s for s in np.linspace(*drive, 200) if not any(a - 8 <= s <= c + 8 for a, c in blocked)]
+            s_trailer = float(rng.choice(free))
+            trailer = b.add("trailer", s_trailer, at(PARKING), facing=rng.normal(0, 0.03), parked=True)
+            blocked.append((s_trailer - trailer.size[0] / 2 - 6, s_trailer + trailer.size[0] / 2 + 1))
+        in_zone = lambda s: any(a <= s <= c for a, c in blocked)  # noqa: E731
+        for z0, z1, barrier_line in zones:
             s = z0
             while s < z1:
                 if barrier_line:
-                    b.add("barrier", s, at(ZONE_LINE), facing=np.pi / 2)
-                    s += 2.8 + rng.uniform(0, 0.4)
+                    s += b.add("barrier", s, at(ZONE_LINE), facing=np.pi / 2, from_start=True).size[1]
+                    s += rng.uniform(0.1, 0.5)
                 else:
-                    b.add("traffic_cone", s, at(ZONE_LINE))
-                    s += rng.uniform(2.5, 5.0)
+                    s += b.add("traffic_cone", s, at(ZONE_LINE), from_start=True).size[0] + rng.uniform(2.0, 4.5)
 
             def work(s, at=at):
                 if rng.random() < 0.4:
-                    return b.add("construction_vehicle", s + 3.5, at(ZONE_WORK), facing=rng.normal(0, 0.05),
-                                 parked=True).size[0] + 1.0
+                    return b.add("construction_vehicle", s, at(ZONE_WORK), facing=rng.normal(0, 0.05),
+                                 parked=True, from_start=True).size[0] + 1.0
                 b.add("pedestrian", s, at(ZONE_WORK), facing=rng.uniform(-np.pi, np.pi),
                       category="human.pedestrian.construction_worker")
                 return 2.0
@@ -317,7 +330,7 @@ def build_scene(rng: np.random.Generator, origin_xy: np.ndarray) -> SceneLayout:
             cls = _pick(rng, [("car", 0.8), ("truck", 0.07), ("trailer", 0.06), ("bus", 0.02),
                               ("construction_vehicle", 0.02), ("motorcycle", 0.03)])
             obj = b.add(cls, s, at(PARKING), facing=rng.normal(0, 0.05) + (np.pi if rng.random() < 0.5 else 0.0),
-                        parked=True)
+                        parked=True, from_start=True)
             return obj.size[0] + 1.0
         b.fill_line(lo, hi, 3.0, park)
 
@@ -327,14 +340,14 @@ def build_scene(rng: np.random.Generator, origin_xy: np.ndarray) -> SceneLayout:
 
         def ride(s, bike_speed=bike_speed, at=at):
             cls = "bicycle" if rng.random() < 0.7 else "motorcycle"
-            obj = b.add(cls, s, at(BIKE), bike_speed, rider=True, wobble=0.1)
+            obj = b.add(cls, s, at(BIKE), bike_speed, rider=True, wobble=0.1, from_start=True)
             return obj.size[0] + 8.0
         b.fill_line(blo, bhi, 40.0, ride)
 
         # parked bicycles in a row at racks on the sidewalk's curb side
         for s in rng.uniform(lo, hi, size=rng.integers(1, 4)):
             for k in range(rng.integers(1, 5)):
-                b.add("bicycle", s + 2.0 * k, at(RACKS), facing=rng.normal(0, 0.05), parked=True)
+                b.add("bicycle", s + 2.2 * k, at(RACKS), facing=rng.normal(0, 0.05), parked=True, from_start=True)
 
         # pedestrians walk along sidewalk sub-lanes or stand by the walls
         for off in WALK:
