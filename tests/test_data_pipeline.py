@@ -1,0 +1,208 @@
+"""Infos, GT database, dataset and transforms on the session's synthetic world and on a real nuScenes frame."""
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely.geometry
+
+from perception3d.datasets import CLASSES, CBGSDataset, NuScenesDataset, load_infos
+from perception3d.datasets.point_io import load_bin_points
+from perception3d.datasets.transforms import (GlobalRotScaleTrans, LoadPoints, LoadSweeps, ObjectRangeFilter,
+                                              ObjectSample, Pack, PointsRangeFilter, RandomFlip3D)
+from perception3d.ops import boxes_overlap_bev, points_in_boxes, points_in_boxes_mask
+from perception3d.structures import LidarSample, bev_corners, invert_pose, limit_yaw
+from perception3d.structures.frames import record_pose
+
+REAL = Path(__file__).parent / "data" / "nuscenes_frame"
+RANGE = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
+
+
+@pytest.fixture(scope="module")
+def train_infos(synthetic_root):
+    return load_infos(Path(synthetic_root) / "nuscenes_infos_train.pkl")["data_list"]
+
+
+def test_infos_match_the_devkit_boxes_velocities_and_sweeps(nusc, train_infos):
+    from nuscenes.eval.detection.utils import category_to_detection_name
+    from perception3d.structures import boxes_from_devkit
+
+    for info in train_infos[::17]:
+        _, devkit_boxes, _ = nusc.get_sample_data(nusc.get("sample", info["token"])["data"]["LIDAR_TOP"])
+        kept = [b for b in devkit_boxes if category_to_detection_name(b.name) is not None]
+        theirs = boxes_from_devkit(kept)
+        assert np.allclose(info["gt_boxes"][:, :6], theirs[:, :6], atol=1e-4)
+        assert np.all(np.abs(limit_yaw(info["gt_boxes"][:, 6] - theirs[:, 6])) < 1e-5)
+        # velocity: the devkit's box_velocity (global) rotated into the LiDAR frame, NaN → 0
+        sd = nusc.get("sample_data", nusc.get("sample", info["token"])["data"]["LIDAR_TOP"])
+        g2l = invert_pose(record_pose(nusc.get("ego_pose", sd["ego_pose_token"]))
+                          @ record_pose(nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])))
+        for box, row in zip(kept, info["gt_boxes"]):
+            v = np.nan_to_num(nusc.box_velocity(box.token))
+            v[2] = 0.0
+            assert np.allclose((g2l[:3, :3] @ v)[:2], row[7:9], atol=1e-4)
+        assert [s["time_lag"] for s in info["sweeps"]] == pytest.approx([0.05 * (k + 1) for k in
+                                                                         range(len(info["sweeps"]))], abs=1e-6)
+    assert all(len(i["sweeps"]) == 10 for i in train_infos)
+
+
+def test_load_sweeps_equals_the_devkits_multisweep_cloud(nusc, synthetic_root, train_infos):
+    """Key frame + 10 sweeps in the key frame's LiDAR frame, time lags included, as the devkit aggregates them."""
+    from nuscenes.utils.data_classes import LidarPointCloud
+
+    for info in train_infos[::29]:
+        ours = LoadSweeps(10)(LoadPoints()(LidarSample(info, synthetic_root))).points
+        cloud, times = LidarPointCloud.from_file_multisweep(nusc, nusc.get("sample", info["token"]), "LIDAR_TOP",
+                                                            "LIDAR_TOP", nsweeps=11, min_distance=1.0)
+        assert ours.shape == (cloud.points.shape[1], 5)
+        assert np.allclose(ours[:, :3], cloud.points[:3].T, atol=1e-3)
+        assert np.allclose(ours[:, 3], cloud.points[3])
+        assert np.allclose(ours[:, 4], times[0], atol=1e-6)
+
+
+def test_format_version_and_missing_files_are_refused_with_how_to_fix(synthetic_root, tmp_path):
+    infos = load_infos(Path(synthetic_root) / "nuscenes_infos_val.pkl")
+    infos["metainfo"]["format_version"] = 0
+    old = tmp_path / "nuscenes_infos_val.pkl"
+    old.write_bytes(pickle.dumps(infos))
+    with pytest.raises(ValueError, match="format version 0.*tools/create_data.py nuscenes"):
+        load_infos(old)
+    with pytest.raises(FileNotFoundError, match="nuscenes_infos_train.pkl does not exist.*create_data.py"):
+        NuScenesDataset(str(tmp_path), "nuscenes_infos_train.pkl")
+
+
+def test_bad_point_files_get_clear_errors(tmp_path):
+    odd = tmp_path / "odd.pcd.bin"
+    odd.write_bytes(np.zeros(7, np.float32).tobytes())
+    with pytest.raises(ValueError, match=r"odd.pcd.bin has 28 bytes, not a multiple of 5 float32"):
+        load_bin_points(odd)
+    with pytest.raises(FileNotFoundError, match="missing.pcd.bin does not exist"):
+        load_bin_points(tmp_path / "missing.pcd.bin")
+    empty = tmp_path / "empty.pcd.bin"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.pcd.bin holds no"):
+        load_bin_points(empty)
+    nan = tmp_path / "nan.pcd.bin"
+    pts = np.ones((4, 5), np.float32)
+    pts[1, 2] = np.nan
+    pts[3, 0] = np.inf
+    nan.write_bytes(pts.tobytes())
+    assert len(load_bin_points(nan)) == 2
+
+
+def test_a_missing_sweep_names_the_file(synthetic_root, train_infos, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(Path(synthetic_root) / "samples", root / "samples")
+    sample = LoadPoints()(LidarSample(train_infos[3], str(root)))
+    with pytest.raises(FileNotFoundError, match=r"sweeps/LIDAR_TOP/.*pcd.bin does not exist"):
+        LoadSweeps(10)(sample)
+
+
+def test_real_nuscenes_frame_loads_with_five_columns_and_no_ego_points():
+    raw = np.fromfile(next(REAL.glob("*.pcd.bin")), dtype=np.float32).reshape(-1, 5)
+    info = {"lidar_path": next(REAL.glob("*.pcd.bin")).name, "sweeps": []}
+    points = LoadSweeps(10)(LoadPoints()(LidarSample(info, str(REAL)))).points
+    ego = (np.abs(raw[:, 0]) < 1) & (np.abs(raw[:, 1]) < 1)
+    assert ego.sum() > 5000 and points.shape == (len(raw) - ego.sum(), 5)
+    assert np.array_equal(points[:, :4], raw[~ego, :4]) and not points[:, 4].any()
+
+
+def test_points_in_boxes_matches_a_brute_force_loop_on_the_real_frame():
+    import json
+
+    frame = json.loads((REAL / "frame.json").read_text())
+    raw = np.fromfile(next(REAL.glob("*.pcd.bin")), dtype=np.float32).reshape(-1, 5)
+    boxes = np.array(frame["boxes"], dtype=np.float32)
+    mask = points_in_boxes_mask(raw, boxes)
+    index = points_in_boxes(raw, boxes)
+    pts = raw[:, :3].astype(np.float64)
+    for b, box in enumerate(boxes.astype(np.float64)):
+        c, s = np.cos(box[6]), np.sin(box[6])
+        inside = np.array([abs(c * (p[0] - box[0]) + s * (p[1] - box[1])) <= box[3] / 2
+                           and abs(-s * (p[0] - box[0]) + c * (p[1] - box[1])) <= box[4] / 2
+                           and abs(p[2] - box[2]) <= box[5] / 2 for p in pts[::7]])
+        assert np.array_equal(mask[::7, b], inside)
+    first = np.where(mask.any(axis=1), mask.argmax(axis=1), -1)
+    assert np.array_equal(index, first)
+    # and the counts are nuScenes' own num_lidar_pts for most boxes (a point or two off at faces)
+    close = np.abs(mask.sum(axis=0) - np.array(frame["num_lidar_pts"])) <= 2
+    assert close.mean() > 0.9
+
+
+def test_bev_overlap_matches_shapely():
+    rng = np.random.default_rng()
+    boxes = np.zeros((120, 9))
+    boxes[:, :2] = rng.uniform(-6, 6, (120, 2))
+    boxes[:, 3:6] = rng.uniform(0.3, 5, (120, 3))
+    boxes[:, 6] = rng.uniform(-np.pi, np.pi, 120)
+    boxes[-1] = boxes[0]  # identical boxes overlap
+    polys = [shapely.geometry.Polygon(c) for c in bev_corners(boxes)]
+    ours = boxes_overlap_bev(boxes, boxes)
+    for i in range(0, 120, 3):
+        for j in range(120):
+            area = polys[i].intersection(polys[j]).area
+            if area > 1e-6 or area == 0.0:
+                assert ours[i, j] == (area > 1e-6), (i, j, area)
+
+
+def train_pipeline(seed):
+    return [LoadPoints(), LoadSweeps(10), ObjectSample({"car": 3, "pedestrian": 3, "traffic_cone": 2,
+                                                        "barrier": 2}, seed=seed),
+            GlobalRotScaleTrans(scale_range=(0.9, 1.1), translation_std=(0.5, 0.5, 0.5), seed=seed),
+            RandomFlip3D(seed=seed), PointsRangeFilter(RANGE), ObjectRangeFilter(RANGE)]
+
+
+def test_augmented_points_stay_inside_their_transformed_boxes(synthetic_root):
+    ds = NuScenesDataset(synthetic_root, "nuscenes_infos_train.pkl", pipeline=[LoadPoints(), LoadSweeps(10)])
+    for idx, seed in ((3, 0), (40, 1), (77, 2)):
+        sample = ds[idx]
+        before = points_in_boxes_mask(sample.points, sample.gt_boxes)
+        counts = before.sum(axis=0)
+        for t in (GlobalRotScaleTrans(scale_range=(0.9, 1.1), translation_std=(0.5, 0.5, 0.5), seed=seed),
+                  RandomFlip3D(flip_x_prob=1.0, flip_y_prob=0.5, seed=seed)):
+            sample = t(sample)
+        assert not np.allclose(sample.aug_matrix, np.eye(4))
+        grown = sample.gt_boxes.copy()
+        grown[:, 3:6] += 1e-3  # float32 rounding at the faces
+        after = points_in_boxes_mask(sample.points, grown)
+        assert (after | ~before).all()  # every point inside a box before is inside its box after
+        assert np.array_equal(points_in_boxes_mask(sample.points, sample.gt_boxes).sum(axis=0)[counts > 50] > 0,
+                              np.ones((counts > 50).sum(), bool))
+
+
+def test_object_sample_pastes_without_collisions_and_clears_the_space(synthetic_root):
+    ds = NuScenesDataset(synthetic_root, "nuscenes_infos_train.pkl", pipeline=[LoadPoints(), LoadSweeps(10)])
+    sample = ds[10]
+    n_before = len(sample.gt_boxes)
+    sample = ObjectSample({"car": 6, "pedestrian": 6, "barrier": 4}, seed=0)(sample)
+    added = len(sample.gt_boxes) - n_before
+    assert added > 0
+    overlap = boxes_overlap_bev(sample.gt_boxes[n_before:], sample.gt_boxes)
+    overlap[np.arange(added), n_before + np.arange(added)] = False
+    assert not overlap.any()
+    inside = points_in_boxes_mask(sample.points, sample.gt_boxes[n_before:]).sum(axis=0)
+    assert (inside >= 5).all()  # each pasted object brought its points (min_points 5)
+    assert set(CLASSES[i] for i in sample.gt_labels[n_before:]) <= {"car", "pedestrian", "barrier"}
+
+
+def test_dataset_packs_training_samples(synthetic_root):
+    ds = NuScenesDataset(synthetic_root, "nuscenes_infos_train.pkl", pipeline=train_pipeline(0) + [Pack()])
+    assert len(ds) == 80
+    item = ds[7]
+    points, targets = item["inputs"]["points"], item["data_samples"]
+    assert points.dtype.is_floating_point and points.shape[1] == 5 and len(points) > 100_000
+    assert set(np.unique(points[:, 4].numpy().round(2))) >= {0.0, 0.5}
+    assert targets.gt_boxes.shape[1] == 9 and len(targets.gt_boxes) == len(targets.gt_labels) > 0
+    xy = targets.gt_boxes[:, :2].numpy()
+    assert (np.abs(xy) < 54).all()
+
+
+def test_cbgs_balances_classes(synthetic_root):
+    base = NuScenesDataset(synthetic_root, "nuscenes_infos_train.pkl")
+    cbgs = CBGSDataset(base, seed=0)
+    frames = lambda ds, idx: [set(ds.class_labels(i).tolist()) for i in idx]  # noqa: E731
+    before = np.array([sum(c in f for f in frames(base, range(len(base)))) for c in range(len(CLASSES))])
+    after = np.array([sum(c in f for f in frames(base, cbgs.indices)) for c in range(len(CLASSES))])
+    rare = int(np.argmin(np.where(before > 0, before, 10**9)))
+    assert after[rare] / len(cbgs) > before[rare] / len(base)  # the rarest class is drawn more often
