@@ -24,8 +24,8 @@ def load_bin_points(path: str, load_dim: int = 5) -> np.ndarray:
         raise ValueError(f"point file {path} has {size} bytes, not a multiple of {load_dim} float32 columns "
                          f"({row} bytes per point); check --load-dims / load_dim")
     points = np.fromfile(path, dtype=np.float32).reshape(-1, load_dim)
-    finite = np.isfinite(points).all(axis=1)
-    if not finite.all():
+    if not np.isfinite(points.sum(dtype=np.float64)):  # one reduction; rows are checked only when needed
+        finite = np.isfinite(points).all(axis=1)
         print_log(f"{Path(path).name}: dropped {int((~finite).sum())} points with NaN or inf", logger="current",
                   level=30)
         points = points[finite]

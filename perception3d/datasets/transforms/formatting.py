@@ -27,9 +27,10 @@ class PointsRangeFilter:
         self.range = _check_range(point_cloud_range)
 
     def __call__(self, sample: LidarSample) -> LidarSample:
-        xyz = sample.points[:, :3]
-        keep = ((xyz >= self.range[:3]) & (xyz < self.range[3:])).all(axis=1)
-        sample.points = sample.points[keep]
+        p, r = sample.points, self.range
+        keep = (p[:, 0] >= r[0]) & (p[:, 0] < r[3]) & (p[:, 1] >= r[1]) & (p[:, 1] < r[4])
+        keep &= (p[:, 2] >= r[2]) & (p[:, 2] < r[5])
+        sample.points = p[keep]
         return sample
 
 
