@@ -301,7 +301,11 @@ def build_scene(rng: np.random.Generator, origin_xy: np.ndarray) -> SceneLayout:
         all_zones += [(sign, z0, z1) for z0, z1, _ in zones]
         blocked = [(z0 - 8, z1 + 8) for z0, z1, _ in zones]
         if side == 0:  # and a parked trailer along the drive
-            free = [s for s in np.linspace(*drive, 200) if not any(a - 8 <= s <= c + 8 for a, c in blocked)]
+            for reach in (0.0, 30.0, 60.0, 120.0):  # nearest the drive where the zones leave room
+                free = [s for s in np.linspace(drive[0] - reach, drive[1] + reach, 400)
+                        if not any(a - 8 <= s <= c + 8 for a, c in blocked)]
+                if free:
+                    break
             s_trailer = float(rng.choice(free))
             trailer = b.add("trailer", s_trailer, at(PARKING), facing=rng.normal(0, 0.03), parked=True)
             blocked.append((s_trailer - trailer.size[0] / 2 - 6, s_trailer + trailer.size[0] / 2 + 1))
