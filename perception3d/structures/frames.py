@@ -60,7 +60,3 @@ def transform_boxes(pose: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     out[:, 7:9] = vel[:, :2]
     return out.astype(boxes.dtype)
 
-
-def transform_velocities(pose: np.ndarray, velocities: np.ndarray) -> np.ndarray:
-    """Rotates (N, 3) velocity vectors (m/s) by the rotation part of ``pose``."""
-    return np.asarray(velocities) @ pose[:3, :3].T

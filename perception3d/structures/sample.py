@@ -9,8 +9,6 @@ import numpy as np
 from .boxes import BOX_DIM
 from .frames import transform_boxes, transform_points
 
-POINT_DIMS = ("x", "y", "z", "intensity", "time_lag")
-
 
 @dataclass
 class LidarSample:

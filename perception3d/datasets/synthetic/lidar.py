@@ -13,6 +13,7 @@ a ray with no return lands at ``NO_RETURN_XYZ`` next to the sensor.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -42,16 +43,22 @@ class LidarModel:
         """(n_beams,) elevation angles in rad, ring 0 the lowest beam."""
         return np.deg2rad(np.linspace(self.elevation_bottom_deg, self.elevation_top_deg, self.n_beams))
 
+    @functools.lru_cache(maxsize=4)
     def ray_directions(self) -> np.ndarray:
-        """float64 (n_azimuth * n_beams, 3) unit directions in the sensor frame, azimuth-major."""
+        """float64 (n_azimuth * n_beams, 3) unit directions in the sensor frame, azimuth-major (cached: read-only)."""
         az = np.linspace(0.0, 2 * np.pi, self.n_azimuth, endpoint=False)
         el = self.beam_elevations()
         a, e = np.meshgrid(az, el, indexing="ij")
-        return np.stack([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)], axis=-1).reshape(-1, 3)
+        rays = np.stack([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)], axis=-1).reshape(-1, 3)
+        rays.setflags(write=False)
+        return rays
 
+    @functools.lru_cache(maxsize=4)
     def rings(self) -> np.ndarray:
-        """float32 (n_azimuth * n_beams,) ring index of each ray, in the order of ``ray_directions``."""
-        return np.tile(np.arange(self.n_beams, dtype=np.float32), self.n_azimuth)
+        """float32 (n_azimuth * n_beams,) ring index of each ray, in the order of ``ray_directions`` (cached)."""
+        rings = np.tile(np.arange(self.n_beams, dtype=np.float32), self.n_azimuth)
+        rings.setflags(write=False)
+        return rings
 
 
 @numba.njit(cache=True)

@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 
 from ...ops import points_in_boxes_mask
-from ...structures import pose_matrix, transform_points
+from ...structures import pose_matrix, transform_points, yaw_to_quaternion
 from .layout import EGO_SIZE, SceneLayout, shape_to_global
 from .lidar import BOX, GROUND, MISS, NO_RETURN_XYZ, LidarModel, cast_rays, count_unoccluded_rays
 
@@ -23,8 +23,8 @@ def lidar2ego() -> np.ndarray:
 
 
 def yaw_quaternion(yaw: float) -> list:
-    """w, x, y, z of a rotation about +z."""
-    return [float(np.cos(yaw / 2)), 0.0, 0.0, float(np.sin(yaw / 2))]
+    """w, x, y, z (a JSON-ready list) of a rotation about +z."""
+    return yaw_to_quaternion(yaw).elements.tolist()
 
 
 def ego2global(layout: SceneLayout, frame: int) -> np.ndarray:
