@@ -10,7 +10,7 @@ import shapely.geometry
 from perception3d.datasets import CLASSES, CBGSDataset, NuScenesDataset, load_infos
 from perception3d.datasets.point_io import load_bin_points
 from perception3d.datasets.transforms import (GlobalRotScaleTrans, LoadPoints, LoadSweeps, ObjectRangeFilter,
-                                              ObjectSample, Pack, PointsRangeFilter, RandomFlip3D)
+                                              ObjectSample, Pack, PointShuffle, PointsRangeFilter, RandomFlip3D)
 from perception3d.ops import boxes_overlap_bev, points_in_boxes, points_in_boxes_mask
 from perception3d.structures import LidarSample, bev_corners, invert_pose, limit_yaw
 from perception3d.structures.frames import record_pose
@@ -106,6 +106,22 @@ def test_real_nuscenes_frame_loads_with_five_columns_and_no_ego_points():
     ego = (np.abs(raw[:, 0]) < 1) & (np.abs(raw[:, 1]) < 1)
     assert ego.sum() > 5000 and points.shape == (len(raw) - ego.sum(), 5)
     assert np.array_equal(points[:, :4], raw[~ego, :4]) and not points[:, 4].any()
+
+
+def test_range_filter_and_shuffle_keep_exactly_the_points_in_range():
+    raw = np.fromfile(next(REAL.glob("*.pcd.bin")), dtype=np.float32).reshape(-1, 5)
+    points = raw * np.float32(1.5)  # pushes part of the frame past the range, on every side
+    sample = PointsRangeFilter(RANGE)(LidarSample({}, "", points=points.copy()))
+    r = np.array(RANGE, dtype=np.float32)
+    inside = ((points[:, :3] >= r[:3]) & (points[:, :3] < r[3:])).all(axis=1)
+    assert 0.5 < inside.mean() < 0.99 and np.array_equal(sample.points, points[inside])
+    shuffled = PointShuffle(seed=0)(sample).points
+    assert not np.array_equal(shuffled, points[inside])
+
+    def rows(a):
+        return a[np.lexsort(a.T[::-1])]
+
+    assert np.array_equal(rows(shuffled), rows(points[inside]))
 
 
 def test_points_in_boxes_matches_a_brute_force_loop_on_the_real_frame():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+import numba
 import numpy as np
 from pyquaternion import Quaternion
 
@@ -36,11 +37,25 @@ def invert_pose(pose: np.ndarray) -> np.ndarray:
     return inv
 
 
-def transform_points(pose: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Applies ``pose`` to the x, y, z columns of (N, C) points; other columns are kept. Same dtype."""
-    out = points.copy()
-    rot = pose[:3, :3].astype(points.dtype)
-    out[:, :3] = points[:, :3] @ rot.T + pose[:3, 3].astype(points.dtype)
+@numba.njit(cache=True, nogil=True)
+def _affine_xyz_inplace(points, pose):
+    """points[:, :3] ← R · xyz + t, row by row in float64 (no (N, 3) temporaries)."""
+    for i in range(points.shape[0]):
+        x, y, z = float(points[i, 0]), float(points[i, 1]), float(points[i, 2])
+        points[i, 0] = pose[0, 0] * x + pose[0, 1] * y + pose[0, 2] * z + pose[0, 3]
+        points[i, 1] = pose[1, 0] * x + pose[1, 1] * y + pose[1, 2] * z + pose[1, 3]
+        points[i, 2] = pose[2, 0] * x + pose[2, 1] * y + pose[2, 2] * z + pose[2, 3]
+
+
+def transform_points(pose: np.ndarray, points: np.ndarray, inplace: bool = False) -> np.ndarray:
+    """Applies the (4, 4) ``pose`` to the x, y, z columns of float (N, C) points; other columns are kept.
+
+    Returns a new array of the same dtype, or ``points`` itself, overwritten, with ``inplace=True``.
+    """
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise ValueError(f"points must be (N, C >= 3), got shape {points.shape}")
+    out = points if inplace else points.copy()
+    _affine_xyz_inplace(out, np.ascontiguousarray(pose, dtype=np.float64))
     return out
 
 

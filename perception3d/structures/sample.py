@@ -27,9 +27,10 @@ class LidarSample:
     aug_matrix: np.ndarray = field(default_factory=lambda: np.eye(4))
 
     def apply_affine(self, matrix: np.ndarray) -> None:
-        """Moves points and boxes by a (4, 4) similarity (rotation, uniform scale, reflection, translation)."""
+        """Moves points (in place) and boxes by a (4, 4) similarity (rotation, uniform scale, reflection,
+        translation)."""
         if self.points is not None:
-            self.points = transform_points(matrix, self.points)
+            self.points = transform_points(matrix, self.points, inplace=True)
         self.gt_boxes = transform_boxes(matrix, self.gt_boxes)
         self.aug_matrix = matrix @ self.aug_matrix
 

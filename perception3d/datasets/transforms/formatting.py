@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import numba
 import numpy as np
 import torch
 
@@ -19,6 +20,24 @@ def _check_range(point_cloud_range: Sequence[float]) -> np.ndarray:
     return r
 
 
+@numba.njit(cache=True, nogil=True)
+def _points_in_range(points, r):
+    """Rows of (N, C) ``points`` with r[0:3] <= x, y, z < r[3:6], in order, as a new array."""
+    keep = np.empty(points.shape[0], dtype=np.bool_)
+    n = 0
+    for i in range(points.shape[0]):
+        x, y, z = points[i, 0], points[i, 1], points[i, 2]
+        keep[i] = r[0] <= x < r[3] and r[1] <= y < r[4] and r[2] <= z < r[5]
+        n += keep[i]
+    out = np.empty((n, points.shape[1]), dtype=points.dtype)
+    k = 0
+    for i in range(points.shape[0]):
+        if keep[i]:
+            out[k] = points[i]
+            k += 1
+    return out
+
+
 @TRANSFORMS.register_module()
 class PointsRangeFilter:
     """Keeps points with min <= x, y, z < max of ``point_cloud_range`` (m)."""
@@ -27,10 +46,7 @@ class PointsRangeFilter:
         self.range = _check_range(point_cloud_range)
 
     def __call__(self, sample: LidarSample) -> LidarSample:
-        p, r = sample.points, self.range
-        keep = (p[:, 0] >= r[0]) & (p[:, 0] < r[3]) & (p[:, 1] >= r[1]) & (p[:, 1] < r[4])
-        keep &= (p[:, 2] >= r[2]) & (p[:, 2] < r[5])
-        sample.points = p[keep]
+        sample.points = _points_in_range(sample.points, self.range)
         return sample
 
 
@@ -55,7 +71,7 @@ class PointShuffle:
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, sample: LidarSample) -> LidarSample:
-        sample.points = sample.points[self.rng.permutation(len(sample.points))]
+        sample.points = np.take(sample.points, self.rng.permutation(len(sample.points)), axis=0)
         return sample
 
 

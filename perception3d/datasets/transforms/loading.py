@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import numba
 import numpy as np
 
 from ...registry import TRANSFORMS
@@ -10,12 +11,36 @@ from ...structures import LidarSample
 from ..point_io import load_bin_points
 
 
-def remove_ego_points(points: np.ndarray, radius: float) -> np.ndarray:
-    """Drops points with |x| < radius and |y| < radius (the ego car and rays without return)."""
-    if radius <= 0:
-        return points
-    near = (np.abs(points[:, 0]) < radius) & (np.abs(points[:, 1]) < radius)
-    return points[~near]
+@numba.njit(cache=True, nogil=True)
+def _append_points(out, start, raw, pose, time_lag, radius):
+    """Writes the rows of ``raw`` (N, >= 4) outside the |x|, |y| < radius square into ``out[start:]`` as
+    x, y, z (moved by the (4, 4) ``pose``), intensity, ``time_lag``; returns the end row."""
+    k = start
+    for i in range(raw.shape[0]):
+        x, y, z = float(raw[i, 0]), float(raw[i, 1]), float(raw[i, 2])
+        if abs(x) < radius and abs(y) < radius:
+            continue
+        out[k, 0] = pose[0, 0] * x + pose[0, 1] * y + pose[0, 2] * z + pose[0, 3]
+        out[k, 1] = pose[1, 0] * x + pose[1, 1] * y + pose[1, 2] * z + pose[1, 3]
+        out[k, 2] = pose[2, 0] * x + pose[2, 1] * y + pose[2, 2] * z + pose[2, 3]
+        out[k, 3] = raw[i, 3]
+        out[k, 4] = time_lag
+        k += 1
+    return k
+
+
+def gather_points(clouds, poses, time_lags, ego_radius: float) -> np.ndarray:
+    """Stacks raw clouds (each float32 (N_i, >= 4)) into one float32 (N, 5) array x, y, z, intensity, time_lag.
+
+    Each cloud is moved by its float64 (4, 4) pose and gets its time lag (s); points with |x| and |y| below
+    ``ego_radius`` (m, in the cloud's own frame) are left out. One pass, no intermediate copies.
+    """
+    out = np.empty((sum(len(c) for c in clouds), 5), dtype=np.float32)
+    end = 0
+    for cloud, pose, lag in zip(clouds, poses, time_lags):
+        end = _append_points(out, end, cloud, np.ascontiguousarray(pose, dtype=np.float64), float(lag),
+                             float(max(ego_radius, 0.0)))
+    return out[:end]
 
 
 @TRANSFORMS.register_module()
@@ -33,16 +58,9 @@ class LoadPoints:
         self.load_dim = load_dim
         self.ego_radius = ego_radius
 
-    def load(self, path: str) -> np.ndarray:
-        """(N, 5) points of one file, ego points removed, time_lag zero."""
-        raw = remove_ego_points(load_bin_points(path, self.load_dim), self.ego_radius)
-        points = np.empty((len(raw), 5), dtype=np.float32)
-        points[:, :4] = raw[:, :4]
-        points[:, 4] = 0.0
-        return points
-
     def __call__(self, sample: LidarSample) -> LidarSample:
-        sample.points = self.load(os.path.join(sample.data_root, sample.info["lidar_path"]))
+        raw = load_bin_points(os.path.join(sample.data_root, sample.info["lidar_path"]), self.load_dim)
+        sample.points = gather_points([raw], [np.eye(4)], [0.0], self.ego_radius)
         return sample
 
 
@@ -60,12 +78,9 @@ class LoadSweeps(LoadPoints):
     def __call__(self, sample: LidarSample) -> LidarSample:
         if sample.points is None:
             raise ValueError("LoadSweeps needs LoadPoints before it in the pipeline")
-        parts = [sample.points]
-        for sweep in sample.info["sweeps"][: self.sweeps_num]:
-            points = self.load(os.path.join(sample.data_root, sweep["lidar_path"]))
-            pose = sweep["sweep2lidar"]
-            points[:, :3] = points[:, :3] @ pose[:3, :3].T.astype(np.float32) + pose[:3, 3].astype(np.float32)
-            points[:, 4] = sweep["time_lag"]
-            parts.append(points)
-        sample.points = np.concatenate(parts)
+        sweeps = sample.info["sweeps"][: self.sweeps_num]
+        clouds = [load_bin_points(os.path.join(sample.data_root, s["lidar_path"]), self.load_dim) for s in sweeps]
+        moved = gather_points(clouds, [s["sweep2lidar"] for s in sweeps], [s["time_lag"] for s in sweeps],
+                              self.ego_radius)
+        sample.points = np.concatenate([sample.points, moved])
         return sample
