@@ -78,33 +78,41 @@ def test_synthetic_frames_look_like_a_real_nuscenes_frame(nusc):
         assert cloud[:, 3].max() <= 255
 
 
+def _ground_truth_as_predictions(nusc, split_scenes, to_record):
+    """A devkit submission holding, for every sample of ``split_scenes``, its annotations with points, each
+    turned into a prediction record by ``to_record(ann, velocity)`` (None leaves it out)."""
+    results = {}
+    for sample in nusc.sample:
+        if nusc.get("scene", sample["scene_token"])["name"] not in split_scenes:
+            continue
+        boxes = []
+        for token in sample["anns"]:
+            ann = nusc.get("sample_annotation", token)
+            if ann["num_lidar_pts"] == 0:  # the devkit drops such ground truth: a perfect detector misses them
+                continue
+            velocity = np.nan_to_num(nusc.box_velocity(token)[:2]).tolist()
+            record = to_record(ann, velocity)
+            if record is not None:
+                boxes.append({"sample_token": sample["token"], "translation": ann["translation"],
+                              "size": ann["size"], "rotation": ann["rotation"], "velocity": velocity, **record})
+        results[sample["token"]] = boxes
+    return {"meta": {"use_lidar": True, "use_camera": False, "use_radar": False, "use_map": False,
+                     "use_external": False}, "results": results}
+
+
 def test_detection_eval_of_the_ground_truth_scores_full_marks(nusc, tmp_path):
     from nuscenes.eval.common.config import config_factory
     from nuscenes.eval.detection.evaluate import DetectionEval
     from nuscenes.eval.detection.constants import DETECTION_NAMES
     from nuscenes.eval.detection.utils import category_to_detection_name
 
-    val_scenes = set(splits.mini_val)
-    results = {}
-    for sample in nusc.sample:
-        if nusc.get("scene", sample["scene_token"])["name"] not in val_scenes:
-            continue
-        boxes = []
-        for token in sample["anns"]:
-            ann = nusc.get("sample_annotation", token)
-            name = category_to_detection_name(ann["category_name"])
-            if ann["num_lidar_pts"] == 0:  # the devkit drops such ground truth: a perfect detector misses them
-                continue
-            velocity = np.nan_to_num(nusc.box_velocity(token)[:2]).tolist()
-            attr = nusc.get("attribute", ann["attribute_tokens"][0])["name"] if ann["attribute_tokens"] else ""
-            boxes.append({"sample_token": sample["token"], "translation": ann["translation"], "size": ann["size"],
-                          "rotation": ann["rotation"], "velocity": velocity, "detection_name": name,
-                          "detection_score": 0.9, "attribute_name": attr})
-        results[sample["token"]] = boxes
-    submission = {"meta": {"use_lidar": True, "use_camera": False, "use_radar": False, "use_map": False,
-                           "use_external": False}, "results": results}
+    def detection(ann, velocity):
+        attr = nusc.get("attribute", ann["attribute_tokens"][0])["name"] if ann["attribute_tokens"] else ""
+        return {"detection_name": category_to_detection_name(ann["category_name"]), "detection_score": 0.9,
+                "attribute_name": attr}
+
     path = tmp_path / "gt_as_predictions.json"
-    path.write_text(json.dumps(submission))
+    path.write_text(json.dumps(_ground_truth_as_predictions(nusc, set(splits.mini_val), detection)))
     evaluator = DetectionEval(nusc, config_factory("detection_cvpr_2019"), str(path), eval_set="mini_val",
                               output_dir=str(tmp_path), verbose=False)
     metrics, _ = evaluator.evaluate()
@@ -112,6 +120,32 @@ def test_detection_eval_of_the_ground_truth_scores_full_marks(nusc, tmp_path):
     assert min(metrics.mean_dist_aps.values()) >= 0.95, metrics.mean_dist_aps  # every class is in mini_val
     assert metrics.mean_ap >= 0.95
     assert metrics.nd_score >= 0.95
+
+
+def test_tracking_eval_of_the_ground_truth_tracks_scores_full_marks(nusc, synthetic_root, tmp_path):
+    """Instance tokens as track ids: the devkit's TrackingEval sees every track whole and never switched."""
+    from nuscenes.eval.common.config import config_factory
+    from nuscenes.eval.tracking.evaluate import TrackingEval
+    from nuscenes.eval.tracking.utils import category_to_tracking_name
+
+    def track(ann, velocity):
+        name = category_to_tracking_name(ann["category_name"])
+        if name is None:  # barriers and cones are not tracked
+            return None
+        return {"tracking_name": name, "tracking_score": 0.9, "tracking_id": ann["instance_token"]}
+
+    path = tmp_path / "gt_tracks.json"
+    path.write_text(json.dumps(_ground_truth_as_predictions(nusc, set(splits.mini_val), track)))
+    config = config_factory("tracking_nips_2019")
+    evaluator = TrackingEval(config, str(path), eval_set="mini_val",
+                             output_dir=str(tmp_path), nusc_version="v1.0-mini", nusc_dataroot=synthetic_root,
+                             verbose=False)
+    metrics, _ = evaluator.evaluate()
+    summary = metrics.serialize()
+    assert summary["amota"] >= 0.95 and summary["amotp"] < 0.05, summary
+    assert summary["ids"] == 0 and summary["fn"] == 0 and summary["fp"] == 0
+    tracked = {name for name, amota in summary["label_metrics"]["amota"].items() if amota >= 0.95}
+    assert tracked == set(config.tracking_names), summary["label_metrics"]["amota"]  # all seven, mini_val alone
 
 
 def test_same_seed_writes_the_same_world(synthetic_root, tmp_path):

@@ -6,7 +6,7 @@ from typing import List, Sequence
 import numpy as np
 from mmengine.dataset import BaseDataset
 
-from ..registry import DATASETS
+from ..registry import DATASETS, TRANSFORMS
 from ..structures import LidarSample
 from .classes import CLASSES
 from .nuscenes_infos import load_infos
@@ -19,6 +19,7 @@ class NuScenesDataset(BaseDataset):
     Each item starts as a :class:`LidarSample` holding the info record, the boxes of ``classes`` with at least
     ``min_gt_points`` LiDAR points (all boxes in test mode) and their labels, and goes through ``pipeline``.
     Infos are serialized once (mmengine's ``serialize_data``), so dataloader workers share them, not copy them.
+    ``pipeline`` holds transforms or their config dicts (built from perception3d's TRANSFORMS registry).
     """
 
     METAINFO = {"classes": CLASSES}
@@ -26,7 +27,8 @@ class NuScenesDataset(BaseDataset):
     def __init__(self, data_root: str, ann_file: str, pipeline: Sequence = (), classes: Sequence[str] = CLASSES,
                  min_gt_points: int = 1, test_mode: bool = False, **kwargs):
         self.min_gt_points = min_gt_points
-        super().__init__(ann_file=ann_file, data_root=data_root, pipeline=list(pipeline), test_mode=test_mode,
+        pipeline = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
+        super().__init__(ann_file=ann_file, data_root=data_root, pipeline=pipeline, test_mode=test_mode,
                          metainfo={"classes": tuple(classes)}, **kwargs)
 
     def load_data_list(self) -> List[dict]:

@@ -7,17 +7,11 @@ import numpy as np
 
 from ...registry import TRANSFORMS
 from ...structures import LidarSample
-
-
-class _RandomTransform:
-    """Base of the random transforms: one numpy Generator per instance (seedable for tests)."""
-
-    def __init__(self, seed: Optional[int] = None):
-        self.rng = np.random.default_rng(seed)
+from .random_state import RandomTransform
 
 
 @TRANSFORMS.register_module()
-class GlobalRotScaleTrans(_RandomTransform):
+class GlobalRotScaleTrans(RandomTransform):
     """Rotates about +z by U(rot_range) rad, scales by U(scale_range), translates by N(0, translation_std) m."""
 
     def __init__(self, rot_range: Sequence[float] = (-np.pi / 4, np.pi / 4),
@@ -44,7 +38,7 @@ class GlobalRotScaleTrans(_RandomTransform):
 
 
 @TRANSFORMS.register_module()
-class RandomFlip3D(_RandomTransform):
+class RandomFlip3D(RandomTransform):
     """Mirrors the scene across the x axis (y → -y) with ``flip_x_prob`` and across the y axis (x → -x)
     with ``flip_y_prob``."""
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numba
 import numpy as np
@@ -10,6 +10,7 @@ import torch
 
 from ...registry import TRANSFORMS
 from ...structures import LidarSample
+from .random_state import RandomTransform
 
 
 def _check_range(point_cloud_range: Sequence[float]) -> np.ndarray:
@@ -64,11 +65,8 @@ class ObjectRangeFilter:
 
 
 @TRANSFORMS.register_module()
-class PointShuffle:
+class PointShuffle(RandomTransform):
     """Shuffles the order of the points."""
-
-    def __init__(self, seed: Optional[int] = None):
-        self.rng = np.random.default_rng(seed)
 
     def __call__(self, sample: LidarSample) -> LidarSample:
         sample.points = np.take(sample.points, self.rng.permutation(len(sample.points)), axis=0)

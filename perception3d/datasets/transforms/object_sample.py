@@ -10,10 +10,11 @@ from ...registry import TRANSFORMS
 from ...structures import LidarSample
 from ..classes import CLASSES
 from ..gt_database import load_gt_database
+from .random_state import RandomTransform
 
 
 @TRANSFORMS.register_module()
-class ObjectSample:
+class ObjectSample(RandomTransform):
     """Adds up to ``sample_groups[class]`` objects per class from the GT database of the data root.
 
     Candidates overlapping (in BEV) a box of the frame or an already accepted candidate are dropped;
@@ -31,7 +32,7 @@ class ObjectSample:
         self.min_points = dict(min_points or {})
         self.limit_whole_scene = limit_whole_scene
         self.classes = tuple(classes)
-        self.rng = np.random.default_rng(seed)
+        super().__init__(seed)
         self._db = None  # (records per class, points), loaded on first use from the sample's data root
 
     def _database(self, data_root: str):
