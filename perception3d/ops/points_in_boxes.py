@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import torch
 
+from . import _ext
+from ._checks import boxes_tensor, float_tensor, same_device
 from ..structures.boxes import check_boxes
 
 
@@ -80,11 +83,34 @@ def _index_kernel(points, boxes, index):
                 index[i] = b
 
 
-def points_in_boxes_mask(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def _cuda(points, boxes, op):
+    """Runs the CUDA twin when the tensors are on a GPU; None for numpy arrays and CPU tensors."""
+    if not (isinstance(points, torch.Tensor) or isinstance(boxes, torch.Tensor)):
+        return None
+    points, boxes = float_tensor(points, "points", 2, min_cols=3), boxes_tensor(boxes)
+    if same_device(points=points, boxes=boxes).type != "cuda":
+        return None
+    return getattr(_ext.load(), op)(points[:, :3].float().contiguous(), boxes.float().contiguous())
+
+
+def _cpu_tensor(fn, points, boxes):
+    """The numpy path for CPU tensors, its result as a tensor."""
+    if isinstance(points, torch.Tensor) or isinstance(boxes, torch.Tensor):
+        as_np = [x.detach().numpy() if isinstance(x, torch.Tensor) else x for x in (points, boxes)]
+        return torch.from_numpy(fn(*as_np))
+    return None
+
+
+def points_in_boxes_mask(points, boxes):
     """(N, C>=3) points, (B, 9) boxes in the same frame → bool (N, B): point n inside box b.
 
-    The result is column-major, so ``mask[:, b]`` (the points of one box) is contiguous.
+    numpy in, numpy out (column-major, so ``mask[:, b]`` is contiguous); a tensor runs on its device.
     """
+    out = _cuda(points, boxes, "points_in_boxes_mask")
+    if out is None:
+        out = _cpu_tensor(points_in_boxes_mask, points, boxes)
+    if out is not None:
+        return out
     points = _check_points(points)
     boxes = check_boxes(boxes)
     mask_t = np.zeros((len(boxes), len(points)), dtype=np.bool_)
@@ -93,8 +119,16 @@ def points_in_boxes_mask(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return mask_t.T
 
 
-def points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(N, C>=3) points, (B, 9) boxes → int64 (N,) index of the first box holding each point, -1 if none."""
+def points_in_boxes(points, boxes):
+    """(N, C>=3) points, (B, 9) boxes → int64 (N,) index of the first box holding each point, -1 if none.
+
+    numpy in, numpy out; a tensor runs on its device.
+    """
+    out = _cuda(points, boxes, "points_in_boxes")
+    if out is None:
+        out = _cpu_tensor(points_in_boxes, points, boxes)
+    if out is not None:
+        return out
     points = _check_points(points)
     boxes = check_boxes(boxes)
     index = np.full(len(points), -1, dtype=np.int64)

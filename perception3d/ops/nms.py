@@ -1,0 +1,115 @@
+"""Greedy non-maximum suppression: rotated boxes by BEV IoU, and box centres by distance (CenterPoint's
+circle NMS). Boxes are visited by descending score, ties in input order; both paths return the same indices."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numba
+import numpy as np
+import torch
+
+from . import _ext
+from ._checks import boxes_tensor, float_tensor, same_device
+from .iou import box_iou
+
+
+@numba.njit(cache=True)
+def _nms_kernel(boxes, order, iou_thresh, post_max):
+    n = order.shape[0]
+    suppressed = np.zeros(n, dtype=np.bool_)
+    keep = np.empty(min(n, post_max), dtype=np.int64)
+    k = 0
+    for a in range(n):
+        if suppressed[a]:
+            continue
+        keep[k] = order[a]
+        k += 1
+        if k == post_max:
+            break
+        for b in range(a + 1, n):
+            if not suppressed[b] and box_iou(boxes[order[a]], boxes[order[b]], False) > iou_thresh:
+                suppressed[b] = True
+    return keep[:k]
+
+
+@numba.njit(cache=True)
+def _circle_kernel(centers, order, radius2, post_max):
+    n = order.shape[0]
+    suppressed = np.zeros(n, dtype=np.bool_)
+    keep = np.empty(min(n, post_max), dtype=np.int64)
+    k = 0
+    for a in range(n):
+        if suppressed[a]:
+            continue
+        i = order[a]
+        keep[k] = i
+        k += 1
+        if k == post_max:
+            break
+        for b in range(a + 1, n):
+            j = order[b]
+            dx, dy = centers[i, 0] - centers[j, 0], centers[i, 1] - centers[j, 1]
+            if dx * dx + dy * dy < radius2:
+                suppressed[b] = True
+    return keep[:k]
+
+
+def _order(scores: torch.Tensor, pre_max: Optional[int]) -> torch.Tensor:
+    """Indices by descending score, ties in input order, the first ``pre_max`` of them."""
+    order = torch.sort(scores, descending=True, stable=True).indices
+    return order if pre_max is None else order[:pre_max]
+
+
+def _limits(n: int, pre_max: Optional[int], post_max: Optional[int]):
+    for name, value in (("pre_max", pre_max), ("post_max", post_max)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    return n if post_max is None else post_max
+
+
+def _scores(scores, n: int) -> torch.Tensor:
+    scores = float_tensor(scores, "scores", 1)
+    if len(scores) != n:
+        raise ValueError(f"scores must have one entry per box ({n}), got {len(scores)}")
+    return scores
+
+
+def nms_bev(boxes, scores, iou_thresh: float, pre_max: Optional[int] = None,
+            post_max: Optional[int] = None) -> torch.Tensor:
+    """Rotated NMS: (N, 9) boxes, (N,) scores → int64 indices of the kept boxes, by descending score.
+
+    Only the ``pre_max`` best boxes are considered; a box is dropped when its BEV IoU with a kept, better box
+    exceeds ``iou_thresh``; at most ``post_max`` are kept. On CUDA the IoU mask and the greedy pass both run on
+    the device.
+    """
+    boxes = boxes_tensor(boxes)
+    scores = _scores(scores, len(boxes))
+    same_device(boxes=boxes, scores=scores)
+    if not 0.0 <= iou_thresh <= 1.0:
+        raise ValueError(f"iou_thresh must be in [0, 1], got {iou_thresh}")
+    post = _limits(len(boxes), pre_max, post_max)
+    order = _order(scores, pre_max)
+    if len(order) == 0:
+        return torch.zeros(0, dtype=torch.int64, device=boxes.device)
+    if boxes.is_cuda:
+        return _ext.load().nms_bev(boxes.float().contiguous(), order.contiguous(), float(iou_thresh), post)
+    return torch.from_numpy(_nms_kernel(boxes.detach().double().numpy(), order.numpy(), float(iou_thresh), post))
+
+
+def circle_nms(centers, scores, radius: float, pre_max: Optional[int] = None,
+               post_max: Optional[int] = None) -> torch.Tensor:
+    """Circle NMS: (N, >=2) centres (x, y first, m; boxes work too), (N,) scores → int64 indices of the kept
+    centres, by descending score; a centre closer than ``radius`` (m) to a kept, better one is dropped."""
+    centers = float_tensor(centers, "centers", 2, min_cols=2)
+    scores = _scores(scores, len(centers))
+    same_device(centers=centers, scores=scores)
+    if not radius > 0:
+        raise ValueError(f"radius must be positive (m), got {radius}")
+    post = _limits(len(centers), pre_max, post_max)
+    order = _order(scores, pre_max)
+    if len(order) == 0:
+        return torch.zeros(0, dtype=torch.int64, device=centers.device)
+    if centers.is_cuda:
+        return _ext.load().circle_nms(centers[:, :2].float().contiguous(), order.contiguous(), float(radius), post)
+    return torch.from_numpy(_circle_kernel(np.ascontiguousarray(centers[:, :2].detach().double().numpy()),
+                                           order.numpy(), float(radius) ** 2, post))
