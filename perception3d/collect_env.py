@@ -57,10 +57,21 @@ def _spconv_info() -> dict[str, str]:
     return {"spconv": str(spconv_version()), "spconv distribution": dist.metadata["Name"]}
 
 
+KERNELS = ("voxelize_hard", "voxelize_dynamic", "box_iou", "nms_bev", "circle_nms", "points_in_boxes",
+           "points_in_boxes_mask", "sparse_local_max")
+
+
 def _kernels() -> str:
-    if importlib.util.find_spec("perception3d._ext") is not None:
-        return "built"
-    return "not built (CPU numba kernels only)"
+    """Which CUDA kernels the extension holds: prebuilt by setup.py, to be JIT-built on first use, or none."""
+    from .ops import _ext
+
+    state = _ext.status()
+    if state is None:
+        return "not built (CPU numba kernels only)"
+    if state == "prebuilt":
+        module = _ext.prebuilt()
+        return "built: " + ", ".join(k for k in KERNELS if hasattr(module, k))
+    return f"{state}: {', '.join(KERNELS)}"
 
 
 def collect_env() -> dict[str, str]:
