@@ -90,9 +90,9 @@ def box_iou(a, b, use_height) -> float:
     return min(inter / union, 1.0) if union > 0.0 else 0.0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def _iou_matrix(boxes_a, boxes_b, use_height, out):
-    for i in numba.prange(boxes_a.shape[0]):
+    for i in range(boxes_a.shape[0]):
         for j in range(boxes_b.shape[0]):
             out[i, j] = box_iou(boxes_a[i], boxes_b[j], use_height)
 

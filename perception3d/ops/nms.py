@@ -13,8 +13,22 @@ from ._checks import boxes_tensor, float_tensor, same_device
 from .iou import box_iou
 
 
+_BY_IOU, _BY_DISTANCE = 0, 1
+
+
+@numba.njit(cache=True, inline="always")
+def _suppresses(data, i, j, thresh, mode):
+    """Whether candidate i suppresses j: BEV IoU above ``thresh`` (rows are boxes), or squared centre distance
+    below ``thresh`` (rows are x, y)."""
+    if mode == _BY_IOU:
+        return box_iou(data[i], data[j], False) > thresh
+    dx, dy = data[i, 0] - data[j, 0], data[i, 1] - data[j, 1]
+    return dx * dx + dy * dy < thresh
+
+
 @numba.njit(cache=True)
-def _nms_kernel(boxes, order, iou_thresh, post_max):
+def _greedy_kernel(data, order, thresh, mode, post_max):
+    """Visits ``order`` and keeps each candidate no kept one suppresses, up to ``post_max``."""
     n = order.shape[0]
     suppressed = np.zeros(n, dtype=np.bool_)
     keep = np.empty(min(n, post_max), dtype=np.int64)
@@ -27,29 +41,7 @@ def _nms_kernel(boxes, order, iou_thresh, post_max):
         if k == post_max:
             break
         for b in range(a + 1, n):
-            if not suppressed[b] and box_iou(boxes[order[a]], boxes[order[b]], False) > iou_thresh:
-                suppressed[b] = True
-    return keep[:k]
-
-
-@numba.njit(cache=True)
-def _circle_kernel(centers, order, radius2, post_max):
-    n = order.shape[0]
-    suppressed = np.zeros(n, dtype=np.bool_)
-    keep = np.empty(min(n, post_max), dtype=np.int64)
-    k = 0
-    for a in range(n):
-        if suppressed[a]:
-            continue
-        i = order[a]
-        keep[k] = i
-        k += 1
-        if k == post_max:
-            break
-        for b in range(a + 1, n):
-            j = order[b]
-            dx, dy = centers[i, 0] - centers[j, 0], centers[i, 1] - centers[j, 1]
-            if dx * dx + dy * dy < radius2:
+            if not suppressed[b] and _suppresses(data, order[a], order[b], thresh, mode):
                 suppressed[b] = True
     return keep[:k]
 
@@ -93,7 +85,8 @@ def nms_bev(boxes, scores, iou_thresh: float, pre_max: Optional[int] = None,
         return torch.zeros(0, dtype=torch.int64, device=boxes.device)
     if boxes.is_cuda:
         return _ext.load().nms_bev(boxes.float().contiguous(), order.contiguous(), float(iou_thresh), post)
-    return torch.from_numpy(_nms_kernel(boxes.detach().double().numpy(), order.numpy(), float(iou_thresh), post))
+    return torch.from_numpy(_greedy_kernel(boxes.detach().double().numpy(), order.numpy(), float(iou_thresh),
+                                           _BY_IOU, post))
 
 
 def circle_nms(centers, scores, radius: float, pre_max: Optional[int] = None,
@@ -111,5 +104,5 @@ def circle_nms(centers, scores, radius: float, pre_max: Optional[int] = None,
         return torch.zeros(0, dtype=torch.int64, device=centers.device)
     if centers.is_cuda:
         return _ext.load().circle_nms(centers[:, :2].float().contiguous(), order.contiguous(), float(radius), post)
-    return torch.from_numpy(_circle_kernel(np.ascontiguousarray(centers[:, :2].detach().double().numpy()),
-                                           order.numpy(), float(radius) ** 2, post))
+    return torch.from_numpy(_greedy_kernel(np.ascontiguousarray(centers[:, :2].detach().double().numpy()),
+                                           order.numpy(), float(radius) ** 2, _BY_DISTANCE, post))

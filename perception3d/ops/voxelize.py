@@ -32,10 +32,11 @@ def _voxel_of(points, i, vs, lo, grid):
 
 
 @numba.njit(cache=True)
-def _hard_kernel(points, vs, lo, grid, voxels, coords, counts, point_voxel, n_slots):
+def _assign_kernel(points, vs, lo, grid, max_voxels, coords, point_voxel, n_slots):
+    """Voxel of every point in first-seen order (-1 outside the grid or beyond ``max_voxels``) and the (z, y, x)
+    of each voxel; returns the number of voxels."""
     keys = np.full(n_slots, EMPTY, dtype=np.int64)
     values = np.empty(n_slots, dtype=np.int32)
-    max_voxels, max_points = voxels.shape[0], voxels.shape[1]
     n_voxels = 0
     for i in range(points.shape[0]):
         cz, cy, cx, key = _voxel_of(points, i, vs, lo, grid)
@@ -50,35 +51,30 @@ def _hard_kernel(points, vs, lo, grid, voxels, coords, counts, point_voxel, n_sl
             values[s] = n_voxels
             coords[n_voxels, 0], coords[n_voxels, 1], coords[n_voxels, 2] = cz, cy, cx
             n_voxels += 1
-        v = values[s]
-        point_voxel[i] = v
-        n = counts[v]
-        if n < max_points:
-            for c in range(points.shape[1]):
-                voxels[v, n, c] = points[i, c]
-            counts[v] = n + 1
+        point_voxel[i] = values[s]
     return n_voxels
 
 
 @numba.njit(cache=True)
-def _dynamic_kernel(points, vs, lo, grid, coords, point_voxel, n_slots):
-    keys = np.full(n_slots, EMPTY, dtype=np.int64)
-    values = np.empty(n_slots, dtype=np.int32)
-    n_voxels = 0
+def _fill_kernel(points, point_voxel, voxels, counts):
+    """Copies each voxel's first P points, in arrival order, into voxels (M, P, C); counts (M,) how many."""
+    max_points = voxels.shape[1]
     for i in range(points.shape[0]):
-        cz, cy, cx, key = _voxel_of(points, i, vs, lo, grid)
-        point_voxel[i] = -1
-        if key < 0:
+        v = point_voxel[i]
+        if v < 0 or counts[v] >= max_points:
             continue
-        s = find_or_slot(keys, key)
-        if keys[s] == EMPTY:
-            keys[s] = key
-            values[s] = n_voxels
-            coords[n_voxels, 0], coords[n_voxels, 1], coords[n_voxels, 2] = cz, cy, cx
-            n_voxels += 1
-        point_voxel[i] = values[s]
-    return n_voxels
+        for c in range(points.shape[1]):
+            voxels[v, counts[v], c] = points[i, c]
+        counts[v] += 1
 
+
+def _assign(pts: np.ndarray, vs, lo, grid, max_voxels: int):
+    capacity = min(len(pts), max_voxels)
+    coords = np.empty((capacity, 3), dtype=np.int32)
+    point_voxel = np.empty(len(pts), dtype=np.int64)
+    n = _assign_kernel(pts, vs.astype(pts.dtype), lo.astype(pts.dtype), grid, max_voxels, coords, point_voxel,
+                       table_size(capacity))
+    return point_voxel, coords[:n]
 
 
 def voxelize_hard(points, voxel_size: Sequence[float], pc_range: Sequence[float], max_points_per_voxel: int,
@@ -97,14 +93,11 @@ def voxelize_hard(points, voxel_size: Sequence[float], pc_range: Sequence[float]
         return tuple(_ext.load().voxelize_hard(points.contiguous(), torch.from_numpy(vs), torch.from_numpy(lo),
                                                torch.from_numpy(grid), max_points_per_voxel, max_voxels)[:3])
     pts = points.detach().contiguous().numpy()
-    capacity = min(len(pts), max_voxels)
-    voxels = np.zeros((capacity, max_points_per_voxel, pts.shape[1]), dtype=pts.dtype)
-    coords = np.empty((capacity, 3), dtype=np.int32)
-    counts = np.zeros(capacity, dtype=np.int32)
-    point_voxel = np.empty(len(pts), dtype=np.int64)
-    n = _hard_kernel(pts, vs.astype(pts.dtype), lo.astype(pts.dtype), grid, voxels, coords, counts, point_voxel,
-                     table_size(capacity))
-    return torch.from_numpy(voxels[:n]), torch.from_numpy(coords[:n]), torch.from_numpy(counts[:n])
+    point_voxel, coords = _assign(pts, vs, lo, grid, max_voxels)
+    voxels = np.zeros((len(coords), max_points_per_voxel, pts.shape[1]), dtype=pts.dtype)
+    counts = np.zeros(len(coords), dtype=np.int32)
+    _fill_kernel(pts, point_voxel, voxels, counts)
+    return torch.from_numpy(voxels), torch.from_numpy(coords), torch.from_numpy(counts)
 
 
 def voxelize_dynamic(points, voxel_size: Sequence[float], pc_range: Sequence[float]
@@ -121,9 +114,5 @@ def voxelize_dynamic(points, voxel_size: Sequence[float], pc_range: Sequence[flo
         point_voxel, coords = _ext.load().voxelize_dynamic(points.contiguous(), torch.from_numpy(vs),
                                                            torch.from_numpy(lo), torch.from_numpy(grid))
         return point_voxel, coords
-    pts = points.detach().contiguous().numpy()
-    coords = np.empty((len(pts), 3), dtype=np.int32)
-    point_voxel = np.empty(len(pts), dtype=np.int64)
-    n = _dynamic_kernel(pts, vs.astype(pts.dtype), lo.astype(pts.dtype), grid, coords, point_voxel,
-                        table_size(len(pts)))
-    return torch.from_numpy(point_voxel), torch.from_numpy(coords[:n].copy())
+    point_voxel, coords = _assign(points.detach().contiguous().numpy(), vs, lo, grid, len(points))
+    return torch.from_numpy(point_voxel), torch.from_numpy(coords.copy())
