@@ -1,0 +1,3 @@
+from .sparse_resnet import VoxelNeXtBackbone
+
+__all__ = ["VoxelNeXtBackbone"]

@@ -1,0 +1,75 @@
+"""VoxelNeXt's fully sparse 3D ResNet (Chen et al., CVPR 2023): six stages to stride 32, stages 5 and 6 joined
+to stride 8, heights summed into a sparse bird's-eye view. Nothing is ever made dense."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import spconv.pytorch as spconv
+import torch
+from torch import nn
+
+from ...registry import MODELS
+from ..sparse import SparseBasicBlock, down_block, norm_act, subm_block, use_algo_for
+from ..voxelizers import VoxelBatch
+
+
+def join_to_stride8(x4: spconv.SparseConvTensor, x5: spconv.SparseConvTensor,
+                    x6: spconv.SparseConvTensor) -> spconv.SparseConvTensor:
+    """Stages 5 (stride 16) and 6 (stride 32) moved onto stage 4's stride-8 grid by scaling their indices (×2, ×4)
+    and appended to it as more voxels (duplicates allowed: the height compression sums them)."""
+    i5, i6 = x5.indices.clone(), x6.indices.clone()
+    i5[:, 1:] *= 2
+    i6[:, 1:] *= 4
+    return spconv.SparseConvTensor(torch.cat([x4.features, x5.features, x6.features]),
+                                   torch.cat([x4.indices, i5, i6]), x4.spatial_shape, x4.batch_size)
+
+
+def height_compression(x: spconv.SparseConvTensor) -> spconv.SparseConvTensor:
+    """Sums the features of all voxels sharing (batch, y, x) → a 2D sparse tensor of shape (y, x)."""
+    bev = x.indices[:, [0, 2, 3]]
+    unique, inverse = torch.unique(bev, dim=0, return_inverse=True)
+    features = x.features.new_zeros((len(unique), x.features.shape[1])).index_add_(0, inverse, x.features)
+    return spconv.SparseConvTensor(features, unique.int(), list(x.spatial_shape[1:]), x.batch_size)
+
+
+@MODELS.register_module()
+class VoxelNeXtBackbone(nn.Module):
+    """Sparse ResNet of VoxelNeXt: (M, C_in) voxels on a (z, y, x) grid → sparse BEV features at stride 8.
+
+    conv_input SubMConv3d 3³ (C_in → channels[0]); stage 1: two SparseBasicBlocks; stages 2–6: SparseConv3d
+    k3 s2 p1 then two blocks; stages 5, 6 joined to stage 4; height compression (sum); SparseConv2d 3×3 and
+    SubMConv2d 3×3 to ``out_channels``. BN (eps 1e-3, momentum 0.01) + ReLU after every conv.
+    """
+
+    def __init__(self, in_channels: int, channels: Sequence[int] = (16, 32, 64, 128, 128, 128),
+                 out_channels: int = 128):
+        super().__init__()
+        if len(channels) != 6 or channels[3] != channels[4] or channels[4] != channels[5]:
+            raise ValueError(f"channels must be 6 stage widths with stages 4, 5, 6 equal (they are joined), "
+                             f"got {list(channels)}")
+        self.conv_input = subm_block(in_channels, channels[0], "subm1")
+        stages = [spconv.SparseSequential(SparseBasicBlock(channels[0], "res1"), SparseBasicBlock(channels[0], "res1"))]
+        for s in range(1, 6):
+            key = f"res{s + 1}"
+            stages.append(spconv.SparseSequential(down_block(channels[s - 1], channels[s], f"spconv{s + 1}"),
+                                                  SparseBasicBlock(channels[s], key),
+                                                  SparseBasicBlock(channels[s], key)))
+        self.stages = nn.ModuleList(stages)
+        self.conv_out = down_block(channels[3], out_channels, "spconv_bev", dims=2, stride=1)
+        self.shared_conv = subm_block(out_channels, out_channels, "subm_bev", dims=2)
+        self.out_channels = out_channels
+        self.stride = 8
+
+    def forward(self, voxels: VoxelBatch) -> spconv.SparseConvTensor:
+        """VoxelBatch → 2D SparseConvTensor (features (K, out_channels), indices int32 (K, 3) batch, y, x) on the
+        stride-8 BEV grid."""
+        use_algo_for(self, voxels.features.device)
+        x = spconv.SparseConvTensor(voxels.features, voxels.coords.int(), list(voxels.spatial_shape),
+                                    voxels.batch_size)
+        x = self.conv_input(x)
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x)
+        bev = height_compression(join_to_stride8(outs[3], outs[4], outs[5]))
+        return self.shared_conv(self.conv_out(bev))

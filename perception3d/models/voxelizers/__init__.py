@@ -1,0 +1,3 @@
+from .voxelizer import VoxelBatch, Voxelizer
+
+__all__ = ["VoxelBatch", "Voxelizer"]

@@ -1,0 +1,92 @@
+"""Voxelizer and the VoxelNeXt sparse backbone on real spconv, CPU: shapes, references, gradients, eval mode."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spconv.pytorch as spconv
+import torch
+from spconv.core import ConvAlgo
+
+from perception3d.models import VoxelNeXtBackbone, Voxelizer
+from perception3d.models.backbones.sparse_resnet import height_compression
+
+FRAME = next((Path(__file__).parent / "data" / "nuscenes_frame").glob("*.pcd.bin"))
+NUS_VOXEL, NUS_RANGE = [0.075, 0.075, 0.2], [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
+
+
+def nuscenes_size_frame(rng, copies=9):
+    """About 300k points: the real frame and jittered copies of it, as 10 stacked sweeps would be."""
+    raw = np.fromfile(FRAME, dtype=np.float32).reshape(-1, 5)
+    parts = [raw] + [raw + np.pad(rng.normal(0, 0.1, (len(raw), 3)), ((0, 0), (0, 2))).astype(np.float32)
+                     for _ in range(copies)]
+    return torch.from_numpy(np.concatenate(parts))
+
+
+@pytest.mark.parametrize("mode", ["hard", "dynamic"])
+def test_voxelizer_means_equal_a_groupby_loop(mode):
+    rng = np.random.default_rng()
+    clouds = [torch.from_numpy(rng.uniform(-4, 4, (3000, 4)).astype(np.float32)) for _ in range(2)]
+    vox = Voxelizer([0.5, 0.5, 0.5], [-3, -3, -3, 3, 3, 3], mode=mode, max_points_per_voxel=100,
+                    max_voxels=(10 ** 6, 10 ** 6))
+    batch = vox(clouds)
+    assert batch.spatial_shape == (12, 12, 12) and batch.batch_size == 2
+    for b, cloud in enumerate(clouds):
+        pts = cloud.numpy()
+        cells = np.floor((pts[:, :3] - np.float32(-3)) / np.float32(0.5)).astype(int)[:, ::-1]
+        inside = ((cells >= 0) & (cells < 12)).all(axis=1)
+        expected = {}
+        for cell, p in zip(map(tuple, cells[inside]), pts[inside]):
+            expected.setdefault(cell, []).append(p)
+        rows = (batch.coords[:, 0] == b).numpy()
+        assert rows.sum() == len(expected)
+        for coord, feature in zip(batch.coords[rows, 1:].numpy(), batch.features[rows].numpy()):
+            assert np.allclose(feature, np.mean(expected[tuple(coord)], axis=0), atol=1e-5)
+
+
+def test_height_compression_sums_columns_like_a_dict():
+    rng = np.random.default_rng()
+    idx = np.unique(np.concatenate([rng.integers(0, 2, (500, 1)), rng.integers(0, 6, (500, 3))], 1), axis=0)
+    feats = rng.normal(size=(len(idx), 3)).astype(np.float32)
+    x = spconv.SparseConvTensor(torch.from_numpy(feats), torch.from_numpy(idx).int(), [6, 6, 6], 2)
+    bev = height_compression(x)
+    expected = {}
+    for (b, _, y, xx), f in zip(idx, feats):
+        expected[(b, y, xx)] = expected.get((b, y, xx), 0) + f
+    assert bev.spatial_shape == [6, 6] and len(bev.indices) == len(expected)
+    for key, f in zip(map(tuple, bev.indices.numpy()), bev.features.numpy()):
+        assert np.allclose(f, expected[key], atol=1e-5)
+
+
+def test_full_backbone_runs_a_nuscenes_size_frame_on_cpu_in_train_and_eval_mode():
+    points = nuscenes_size_frame(np.random.default_rng(0))
+    assert len(points) > 300_000
+    batch = Voxelizer(NUS_VOXEL, NUS_RANGE)(points=[points])
+    assert batch.spatial_shape == (40, 1440, 1440) and len(batch.features) > 100_000
+    backbone = VoxelNeXtBackbone(in_channels=5)
+    bev = backbone(batch)
+    assert all(m.algo == ConvAlgo.Native for m in backbone.modules() if isinstance(m, spconv.conv.SparseConvolution))
+    assert bev.spatial_shape == [180, 180] and bev.features.shape[1] == 128
+    assert (bev.indices[:, 1:] >= 0).all() and (bev.indices[:, 1:] < 180).all()
+    assert len(torch.unique(bev.indices, dim=0)) == len(bev.indices)
+    backbone.eval()
+    with torch.no_grad():
+        again = backbone(batch)
+    assert torch.equal(again.indices, bev.indices) and torch.isfinite(again.features).all()
+
+
+def test_backward_reaches_every_backbone_parameter():
+    rng = np.random.default_rng(1)
+    clouds = [torch.from_numpy(rng.uniform(-20, 20, (20000, 4)).astype(np.float32)) for _ in range(2)]
+    for c in clouds:
+        c[:, 2] = c[:, 2] / 10
+    batch = Voxelizer([0.4, 0.4, 0.5], [-20, -20, -2, 20, 20, 2], max_voxels=(20000, 20000))(clouds)
+    backbone = VoxelNeXtBackbone(in_channels=4, channels=(8, 8, 16, 16, 16, 16), out_channels=16)
+    bev = backbone(batch)
+    (bev.features ** 2).mean().backward()
+    missing = [name for name, p in backbone.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+
+
+def test_backbone_refuses_stages_that_cannot_be_joined():
+    with pytest.raises(ValueError, match="channels"):
+        VoxelNeXtBackbone(4, channels=(16, 32, 64, 128, 256, 256))
