@@ -1,0 +1,151 @@
+"""VoxelNeXt's fully sparse head: per class group, branches over the occupied BEV voxels predict a heatmap and
+a box code; decoding picks boxes by top-K + rotated NMS, or NMS-free by the sparse local maximum."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
+
+import spconv.pytorch as spconv
+import torch
+from torch import nn
+
+from ...datasets.classes import CLASSES
+from ...ops import nms_bev, sparse_local_max
+from ...registry import MODELS
+from ..sparse import norm_act, use_algo_for
+from .targets import CODE_SIZE, assign_targets, decode_boxes, focal_loss
+
+NUSCENES_GROUPS = (("car",), ("truck", "construction_vehicle"), ("bus", "trailer"), ("barrier",),
+                   ("motorcycle", "bicycle"), ("pedestrian", "traffic_cone"))
+BRANCHES = (("center", 2), ("center_z", 1), ("dim", 3), ("rot", 2), ("vel", 2))
+
+
+@dataclass
+class Detections:
+    """Boxes of one sample: ``boxes`` float (N, 9) in our convention, ``scores`` (N,), ``labels`` int64 (N,)."""
+
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+
+
+class SparseBranch(nn.Module):
+    """SubMConv2d (kernel ``kernel``) + BN + ReLU, then a 1×1 layer with bias. A 1×1 submanifold convolution is
+    a per-voxel linear map, so the last layer is ``nn.Linear`` on the features: identical maths, and no biased
+    spconv layer (spconv's CPU path refuses bias in eval mode: "bias and act don't support cpu")."""
+
+    def __init__(self, channels: int, out: int, kernel: int, key: str, bias_init: float = 0.0):
+        super().__init__()
+        self.conv = spconv.SparseSequential(
+            spconv.SubMConv2d(channels, channels, kernel, padding=kernel // 2, bias=False, indice_key=key),
+            *norm_act(channels))
+        self.out = nn.Linear(channels, out)
+        nn.init.constant_(self.out.bias, bias_init)
+
+    def forward(self, x: spconv.SparseConvTensor) -> torch.Tensor:
+        return self.out(self.conv(x).features)
+
+
+@MODELS.register_module()
+class VoxelNeXtHead(nn.Module):
+    """Class-grouped sparse head over a stride-``stride`` BEV SparseConvTensor.
+
+    Args:
+        in_channels: BEV feature width. voxel_size, point_cloud_range: of the voxelizer (m).
+        class_groups: class names per group (nuScenes' six by default); classes: the dataset's class order.
+        head_kernel: kernel of each branch's SubMConv2d (VoxelNeXt: 1 or 3).
+        decode: "nms" (top-K over voxels × classes, score threshold, rotated NMS per group) or "local_max"
+            (keep a candidate only where its score is the local maximum among occupied voxels: no NMS).
+    """
+
+    def __init__(self, in_channels: int, voxel_size: Sequence[float], point_cloud_range: Sequence[float],
+                 stride: int = 8, class_groups: Sequence[Sequence[str]] = NUSCENES_GROUPS,
+                 classes: Sequence[str] = CLASSES, head_kernel: int = 3, min_overlap: float = 0.1,
+                 min_radius: int = 2, loc_weight: float = 0.25,
+                 code_weights: Sequence[float] = (1, 1, 1, 1, 1, 1, 0.2, 0.2, 1, 1),
+                 decode: str = "nms", max_objects: int = 500, score_thresh: float = 0.1, nms_iou: float = 0.2,
+                 nms_pre_max: int = 1000, nms_post_max: int = 83, local_max_kernels: Sequence[int] = (3,) * 6):
+        super().__init__()
+        unknown = {c for g in class_groups for c in g} - set(classes)
+        if unknown:
+            raise ValueError(f"class_groups name classes not in classes: {sorted(unknown)}")
+        if decode not in ("nms", "local_max"):
+            raise ValueError(f"decode must be 'nms' or 'local_max', got {decode!r}")
+        if len(local_max_kernels) != len(class_groups):
+            raise ValueError(f"local_max_kernels needs one kernel size per class group ({len(class_groups)})")
+        self.groups = [[list(classes).index(c) for c in g] for g in class_groups]
+        self.cell = (voxel_size[0] * stride, voxel_size[1] * stride)
+        self.origin = (point_cloud_range[0], point_cloud_range[1])
+        self.range = list(point_cloud_range)
+        self.min_overlap, self.min_radius, self.loc_weight = min_overlap, min_radius, loc_weight
+        self.register_buffer("code_weights", torch.tensor(code_weights, dtype=torch.float32), persistent=False)
+        self.decode_mode, self.max_objects, self.score_thresh = decode, max_objects, score_thresh
+        self.nms_iou, self.nms_pre_max, self.nms_post_max = nms_iou, nms_pre_max, nms_post_max
+        self.local_max_kernels = list(local_max_kernels)
+        self.heads = nn.ModuleList()
+        for g, group in enumerate(self.groups):
+            branches = {"hm": SparseBranch(in_channels, len(group), head_kernel, f"head{g}", bias_init=-2.19)}
+            for name, size in BRANCHES:
+                branches[name] = SparseBranch(in_channels, size, head_kernel, f"head{g}")
+            self.heads.append(nn.ModuleDict(branches))
+
+    def forward(self, x: spconv.SparseConvTensor) -> List[Dict[str, torch.Tensor]]:
+        """Per group: ``hm`` logits (M, K) and ``code`` (M, 10) at the M voxels of ``x`` (centre offset in cells,
+        z, log size, cos, sin, vx, vy)."""
+        use_algo_for(self, x.features.device)
+        outs = []
+        for head in self.heads:
+            o = {name: branch(x) for name, branch in head.items()}
+            outs.append({"hm": o["hm"], "code": torch.cat([o["center"], o["center_z"], o["dim"], o["rot"], o["vel"]],
+                                                          dim=1)})
+        return outs
+
+    def loss(self, x: spconv.SparseConvTensor, gt_boxes: Sequence[torch.Tensor],
+             gt_labels: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Focal heatmap loss (per positive) and weighted L1 box loss (per object), summed over the groups."""
+        outs = self(x)
+        loss_cls = x.features.new_zeros(())
+        loss_box = x.features.new_zeros(())
+        for group, out in zip(self.groups, outs):
+            t = assign_targets(x.indices, gt_boxes, gt_labels, group, self.cell, self.origin, self.min_overlap,
+                               self.min_radius)
+            loss_cls = loss_cls + focal_loss(out["hm"], t.heatmap)
+            if len(t.positive):
+                err = (out["code"][t.positive] - t.regression).abs() * self.code_weights
+                loss_box = loss_box + err.sum() / len(t.positive)
+        return {"loss_heatmap": loss_cls, "loss_bbox": self.loc_weight * loss_box}
+
+    @torch.no_grad()
+    def predict(self, x: spconv.SparseConvTensor) -> List[Detections]:
+        """Boxes per sample of the batch, by the configured decoding."""
+        outs = self(x)
+        results = []
+        for b in range(x.batch_size):
+            rows = torch.nonzero(x.indices[:, 0] == b).squeeze(1)
+            boxes, scores, labels = [], [], []
+            for g, (group, out) in enumerate(zip(self.groups, outs)):
+                found = self._decode_group(x.indices[rows], out["hm"][rows].sigmoid(), out["code"][rows], group, g)
+                boxes.append(found[0])
+                scores.append(found[1])
+                labels.append(found[2])
+            results.append(Detections(torch.cat(boxes), torch.cat(scores), torch.cat(labels)))
+        return results
+
+    def _decode_group(self, indices, prob, code, group, g):
+        if self.decode_mode == "local_max":
+            prob = prob * sparse_local_max(indices, prob, self.local_max_kernels[g])
+        flat = prob.flatten()
+        top = torch.topk(flat, min(self.max_objects, len(flat))) if len(flat) else (flat, flat.long())
+        scores, idx = top[0], top[1]
+        voxel, channel = idx // prob.shape[1], idx % prob.shape[1]
+        keep = scores > self.score_thresh
+        scores, voxel, channel = scores[keep], voxel[keep], channel[keep]
+        boxes = decode_boxes(code[voxel].float(), indices[voxel], self.cell, self.origin)
+        xy_ok = ((boxes[:, :2] >= torch.tensor(self.range[:2], device=boxes.device)) &
+                 (boxes[:, :2] <= torch.tensor(self.range[3:5], device=boxes.device))).all(dim=1)
+        boxes, scores, channel = boxes[xy_ok], scores[xy_ok], channel[xy_ok]
+        if self.decode_mode == "nms" and len(boxes):
+            kept = nms_bev(boxes, scores, self.nms_iou, self.nms_pre_max, self.nms_post_max)
+            boxes, scores, channel = boxes[kept], scores[kept], channel[kept]
+        labels = torch.tensor(group, device=boxes.device)[channel]
+        return boxes, scores, labels
