@@ -30,8 +30,9 @@ def _local_max_kernel(coords, scores, offsets, low, extent, n_slots, mask):
     rows = np.empty(n_slots, dtype=np.int64)
     n, dims = coords.shape
     for i in range(n):
-        s = find_or_slot(keys, _key(coords, i, low, extent))
-        keys[s] = _key(coords, i, low, extent)
+        key = _key(coords, i, low, extent)
+        s = find_or_slot(keys, key)
+        keys[s] = key
         rows[s] = i
     neighbour = np.empty(dims, dtype=np.int64)
     for i in range(n):

@@ -37,14 +37,20 @@ def invert_pose(pose: np.ndarray) -> np.ndarray:
     return inv
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def apply_pose_xyz(pose, x, y, z):
+    """R · (x, y, z) + t of a float64 (4, 4) pose, in float64; for numba kernels moving points row by row."""
+    return (pose[0, 0] * x + pose[0, 1] * y + pose[0, 2] * z + pose[0, 3],
+            pose[1, 0] * x + pose[1, 1] * y + pose[1, 2] * z + pose[1, 3],
+            pose[2, 0] * x + pose[2, 1] * y + pose[2, 2] * z + pose[2, 3])
+
+
 @numba.njit(cache=True, nogil=True)
 def _affine_xyz_inplace(points, pose):
     """points[:, :3] ← R · xyz + t, row by row in float64 (no (N, 3) temporaries)."""
     for i in range(points.shape[0]):
-        x, y, z = float(points[i, 0]), float(points[i, 1]), float(points[i, 2])
-        points[i, 0] = pose[0, 0] * x + pose[0, 1] * y + pose[0, 2] * z + pose[0, 3]
-        points[i, 1] = pose[1, 0] * x + pose[1, 1] * y + pose[1, 2] * z + pose[1, 3]
-        points[i, 2] = pose[2, 0] * x + pose[2, 1] * y + pose[2, 2] * z + pose[2, 3]
+        points[i, 0], points[i, 1], points[i, 2] = apply_pose_xyz(
+            pose, float(points[i, 0]), float(points[i, 1]), float(points[i, 2]))
 
 
 def transform_points(pose: np.ndarray, points: np.ndarray, inplace: bool = False) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ...registry import TRANSFORMS
 from ...structures import LidarSample
+from ...structures.frames import apply_pose_xyz
 from ..point_io import load_bin_points
 
 
@@ -20,9 +21,7 @@ def _append_points(out, start, raw, pose, time_lag, radius):
         x, y, z = float(raw[i, 0]), float(raw[i, 1]), float(raw[i, 2])
         if abs(x) < radius and abs(y) < radius:
             continue
-        out[k, 0] = pose[0, 0] * x + pose[0, 1] * y + pose[0, 2] * z + pose[0, 3]
-        out[k, 1] = pose[1, 0] * x + pose[1, 1] * y + pose[1, 2] * z + pose[1, 3]
-        out[k, 2] = pose[2, 0] * x + pose[2, 1] * y + pose[2, 2] * z + pose[2, 3]
+        out[k, 0], out[k, 1], out[k, 2] = apply_pose_xyz(pose, x, y, z)
         out[k, 3] = raw[i, 3]
         out[k, 4] = time_lag
         k += 1
