@@ -101,7 +101,7 @@ def _iou(boxes_a, boxes_b, use_height: bool) -> torch.Tensor:
     a, b = boxes_tensor(boxes_a, "boxes_a"), boxes_tensor(boxes_b, "boxes_b")
     same_device(boxes_a=a, boxes_b=b)
     if a.is_cuda:
-        return _ext.load().box_iou(a.float().contiguous(), b.float().contiguous(), use_height)
+        return _ext.load().box_iou(a.contiguous(), b.contiguous(), use_height)
     out = np.zeros((len(a), len(b)), dtype=np.float32)
     if len(a) and len(b):
         _iou_matrix(a.detach().double().numpy(), b.detach().double().numpy(), use_height, out)

@@ -46,24 +46,18 @@ def _greedy_kernel(data, order, thresh, mode, post_max):
     return keep[:k]
 
 
-def _order(scores: torch.Tensor, pre_max: Optional[int]) -> torch.Tensor:
-    """Indices by descending score, ties in input order, the first ``pre_max`` of them."""
-    order = torch.sort(scores, descending=True, stable=True).indices
-    return order if pre_max is None else order[:pre_max]
-
-
-def _limits(n: int, pre_max: Optional[int], post_max: Optional[int]):
+def _candidates(data: torch.Tensor, data_name: str, scores, pre_max: Optional[int], post_max: Optional[int]):
+    """Checks ``scores`` against ``data`` and the limits; returns the candidate order (descending score, ties in
+    input order, the first ``pre_max``) and the number of boxes to keep at most."""
+    scores = float_tensor(scores, "scores", 1)
+    if len(scores) != len(data):
+        raise ValueError(f"scores must have one entry per box ({len(data)}), got {len(scores)}")
+    same_device(**{data_name: data, "scores": scores})
     for name, value in (("pre_max", pre_max), ("post_max", post_max)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-    return n if post_max is None else post_max
-
-
-def _scores(scores, n: int) -> torch.Tensor:
-    scores = float_tensor(scores, "scores", 1)
-    if len(scores) != n:
-        raise ValueError(f"scores must have one entry per box ({n}), got {len(scores)}")
-    return scores
+    order = torch.sort(scores, descending=True, stable=True).indices
+    return (order if pre_max is None else order[:pre_max]), (len(data) if post_max is None else post_max)
 
 
 def nms_bev(boxes, scores, iou_thresh: float, pre_max: Optional[int] = None,
@@ -75,16 +69,13 @@ def nms_bev(boxes, scores, iou_thresh: float, pre_max: Optional[int] = None,
     the device.
     """
     boxes = boxes_tensor(boxes)
-    scores = _scores(scores, len(boxes))
-    same_device(boxes=boxes, scores=scores)
+    order, post = _candidates(boxes, "boxes", scores, pre_max, post_max)
     if not 0.0 <= iou_thresh <= 1.0:
         raise ValueError(f"iou_thresh must be in [0, 1], got {iou_thresh}")
-    post = _limits(len(boxes), pre_max, post_max)
-    order = _order(scores, pre_max)
     if len(order) == 0:
         return torch.zeros(0, dtype=torch.int64, device=boxes.device)
     if boxes.is_cuda:
-        return _ext.load().nms_bev(boxes.float().contiguous(), order.contiguous(), float(iou_thresh), post)
+        return _ext.load().nms_bev(boxes.contiguous(), order.contiguous(), float(iou_thresh), post)
     return torch.from_numpy(_greedy_kernel(boxes.detach().double().numpy(), order.numpy(), float(iou_thresh),
                                            _BY_IOU, post))
 
@@ -94,15 +85,12 @@ def circle_nms(centers, scores, radius: float, pre_max: Optional[int] = None,
     """Circle NMS: (N, >=2) centres (x, y first, m; boxes work too), (N,) scores → int64 indices of the kept
     centres, by descending score; a centre closer than ``radius`` (m) to a kept, better one is dropped."""
     centers = float_tensor(centers, "centers", 2, min_cols=2)
-    scores = _scores(scores, len(centers))
-    same_device(centers=centers, scores=scores)
+    order, post = _candidates(centers, "centers", scores, pre_max, post_max)
     if not radius > 0:
         raise ValueError(f"radius must be positive (m), got {radius}")
-    post = _limits(len(centers), pre_max, post_max)
-    order = _order(scores, pre_max)
     if len(order) == 0:
         return torch.zeros(0, dtype=torch.int64, device=centers.device)
     if centers.is_cuda:
-        return _ext.load().circle_nms(centers[:, :2].float().contiguous(), order.contiguous(), float(radius), post)
+        return _ext.load().circle_nms(centers[:, :2].contiguous(), order.contiguous(), float(radius), post)
     return torch.from_numpy(_greedy_kernel(np.ascontiguousarray(centers[:, :2].detach().double().numpy()),
                                            order.numpy(), float(radius) ** 2, _BY_DISTANCE, post))

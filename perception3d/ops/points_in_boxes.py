@@ -90,7 +90,7 @@ def _cuda(points, boxes, op):
     points, boxes = float_tensor(points, "points", 2, min_cols=3), boxes_tensor(boxes)
     if same_device(points=points, boxes=boxes).type != "cuda":
         return None
-    return getattr(_ext.load(), op)(points[:, :3].float().contiguous(), boxes.float().contiguous())
+    return getattr(_ext.load(), op)(points[:, :3].float().contiguous(), boxes.contiguous())
 
 
 def _cpu_tensor(fn, points, boxes):
