@@ -150,6 +150,8 @@ def test_head_loss_reaches_every_parameter_and_predicts_on_cpu_in_eval_mode(deco
     head.eval()
     detections = head.predict(bev)
     assert len(detections) == 2
-    for det in detections:
+    occupied = [set(map(tuple, bev.indices[bev.indices[:, 0] == b, 1:].tolist())) for b in range(2)]
+    for b, det in enumerate(detections):
         assert det.boxes.shape[1] == 9 and len(det.boxes) == len(det.scores) == len(det.labels) > 0
         assert (det.scores > 0.1).all() and det.labels.max() < 10
+        assert det.voxels.shape == (len(det.boxes), 2) and set(map(tuple, det.voxels.tolist())) <= occupied[b]

@@ -2,6 +2,7 @@
 
     python tools/benchmark.py data [--data-root data/synthetic] [--frames 60]
     python tools/benchmark.py ops [--repeat 5]
+    python tools/benchmark.py model [--config configs/voxelnext/voxelnext_voxel0075_nus.py] [--repeat 3]
 
 data: key frames per second through LoadPoints + LoadSweeps(10) + global augmentation on one worker (reference:
 the devkit's LidarPointCloud.from_file_multisweep on the same frames), and info creation samples per second on
@@ -11,6 +12,10 @@ ops: the kernels on a nuScenes-size frame (the real nuScenes frame of tests/data
 points; voxel 0.075 × 0.075 × 0.2 m, range ±54 m): voxelize_hard against spconv's PointToVoxel in the same run
 (time, and peak memory from the kernel's high-water mark), points_in_boxes (300k points × 100 boxes), nms_bev
 (1000 boxes), sparse_local_max (100k voxels). On CUDA too when a GPU is there.
+
+model: one nuScenes-size frame (the same ≈ 300k points) through a detector config in eval mode, time per stage
+(voxelize, backbone, head, decode in both modes) and the peak memory of the whole inference; on CUDA also
+ms/frame in fp32 and under fp16 autocast.
 """
 from __future__ import annotations
 
@@ -194,6 +199,72 @@ def bench_ops(repeat: int) -> None:
         print("no CUDA GPU here: CUDA kernels not measured")
 
 
+def bench_model(config: str, repeat: int) -> None:
+    import warnings
+
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from perception3d.registry import MODELS
+
+    init_default_scope("perception3d")
+    cfg = Config.fromfile(config)
+    points = torch.from_numpy(_frame())
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model).to(device).eval()
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        batch = {"inputs": {"points": [points]}, "data_samples": None}
+        head = model.head
+
+        @torch.no_grad()
+        def whole(mode="nms"):
+            head.decode_mode = mode
+            return model(**model.data_preprocessor(batch), mode="predict")
+
+        data = model.data_preprocessor(batch)
+        voxels = data["inputs"]["voxels"]
+        with torch.no_grad():
+            bev = model.extract_feat(voxels)
+            outs = head(bev)
+        where = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+        print(f"{Path(config).name} on {where}: {len(points):,} points → {len(voxels.coords):,} voxels → "
+              f"{len(bev.indices):,} BEV voxels, eval mode, median of {repeat}:")
+        if device == "cpu":
+            peak = _peak_mib(whole)
+        stages = {
+            "voxelize": lambda: model.data_preprocessor(batch),
+            "backbone": lambda: model.extract_feat(voxels),
+            "head": lambda: head(bev),
+        }
+        times = {}
+        with torch.no_grad():
+            for name, fn in stages.items():
+                times[name] = _median_ms(fn, repeat, sync)
+            for mode in ("nms", "local_max"):
+                head.decode_mode = mode
+                times[f"decode ({mode})"] = _median_ms(lambda: head.decode(bev.indices, outs, 1), repeat, sync)
+        total = sum(v for k, v in times.items() if k != "decode (local_max)")
+        for name, ms in times.items():
+            print(f"  {name:<20} {ms:9.1f} ms   {100 * ms / total:5.1f} % of the frame (with NMS decoding)")
+        whole_ms = _median_ms(whole, repeat, sync)
+        print(f"  whole frame          {whole_ms:9.1f} ms   (stages summed: {total:.1f} ms); "
+              f"decode local_max / nms: {times['decode (local_max)'] / times['decode (nms)']:.2f}x")
+        if device == "cpu":
+            print(f"  peak memory of one inference: +{peak:.0f} MiB")
+        else:
+            with torch.autocast("cuda", dtype=torch.float16):
+                half_ms = _median_ms(whole, repeat, sync)
+            print(f"  fp32 {whole_ms:.1f} ms/frame, fp16 autocast {half_ms:.1f} ms/frame "
+                  f"({whole_ms / half_ms:.2f}x faster); peak GPU memory "
+                  f"{torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB")
+    if devices == ["cpu"]:
+        print("no CUDA GPU here: GPU speed not measured")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -202,11 +273,18 @@ def main(argv=None) -> int:
     data.add_argument("--frames", type=int, default=60)
     ops = sub.add_parser("ops", help="kernel speed and memory against spconv")
     ops.add_argument("--repeat", type=int, default=5)
+    model = sub.add_parser("model", help="detector time per stage and memory on one nuScenes-size frame")
+    model.add_argument("--config", default="configs/voxelnext/voxelnext_voxel0075_nus.py")
+    model.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     if args.what == "data":
         bench_data(args.data_root, args.frames)
-    else:
+    elif args.what == "ops":
         bench_ops(args.repeat)
+    else:
+        if not Path(args.config).is_file():
+            parser.error(f"--config: no such file: {args.config}")
+        bench_model(args.config, args.repeat)
     return 0
 
 

@@ -22,28 +22,41 @@ BRANCHES = (("center", 2), ("center_z", 1), ("dim", 3), ("rot", 2), ("vel", 2))
 
 @dataclass
 class Detections:
-    """Boxes of one sample: ``boxes`` float (N, 9) in our convention, ``scores`` (N,), ``labels`` int64 (N,)."""
+    """Boxes of one sample: ``boxes`` float (N, 9) in our convention, ``scores`` (N,), ``labels`` int64 (N,),
+    ``voxels`` int (N, 2): the (y, x) BEV cell at the head's stride each box was decoded from."""
 
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
+    voxels: torch.Tensor
 
 
-class SparseBranch(nn.Module):
-    """SubMConv2d (kernel ``kernel``) + BN + ReLU, then a 1×1 layer with bias. A 1×1 submanifold convolution is
-    a per-voxel linear map, so the last layer is ``nn.Linear`` on the features: identical maths, and no biased
-    spconv layer (spconv's CPU path refuses bias in eval mode: "bias and act don't support cpu")."""
+class SparseBranches(nn.Module):
+    """Every branch of every class group: SubMConv2d (kernel ``kernel``, no bias) + BN + ReLU, then a 1×1 layer
+    with bias to the branch's outputs.
 
-    def __init__(self, channels: int, out: int, kernel: int, key: str, bias_init: float = 0.0):
+    The first convolutions of all branches read the same input, so they run as one SubMConv2d with
+    ``channels × branches`` outputs, each branch owning its slice: the same maths and parameters as separate
+    convolutions, with one sparse gather/scatter instead of one per branch. The last 1×1 submanifold layer is a
+    per-voxel linear map, so it is ``nn.Linear``: identical maths, and no biased spconv layer (spconv's CPU
+    path refuses bias in eval mode: "bias and act don't support cpu").
+    """
+
+    def __init__(self, channels: int, outputs: Sequence[int], kernel: int, bias_init: Sequence[float]):
         super().__init__()
+        width = channels * len(outputs)
+        self.channels = channels
         self.conv = spconv.SparseSequential(
-            spconv.SubMConv2d(channels, channels, kernel, padding=kernel // 2, bias=False, indice_key=key),
-            *norm_act(channels))
-        self.out = nn.Linear(channels, out)
-        nn.init.constant_(self.out.bias, bias_init)
+            spconv.SubMConv2d(channels, width, kernel, padding=kernel // 2, bias=False, indice_key="head"),
+            *norm_act(width))
+        self.out = nn.ModuleList(nn.Linear(channels, n) for n in outputs)
+        for layer, bias in zip(self.out, bias_init):
+            nn.init.constant_(layer.bias, bias)
 
-    def forward(self, x: spconv.SparseConvTensor) -> torch.Tensor:
-        return self.out(self.conv(x).features)
+    def forward(self, x: spconv.SparseConvTensor) -> List[torch.Tensor]:
+        """(M, channels) sparse features → one (M, outputs[i]) tensor per branch."""
+        hidden = self.conv(x).features.split(self.channels, dim=1)
+        return [layer(h) for layer, h in zip(self.out, hidden)]
 
 
 @MODELS.register_module()
@@ -82,23 +95,21 @@ class VoxelNeXtHead(nn.Module):
         self.decode_mode, self.max_objects, self.score_thresh = decode, max_objects, score_thresh
         self.nms_iou, self.nms_pre_max, self.nms_post_max = nms_iou, nms_pre_max, nms_post_max
         self.local_max_kernels = list(local_max_kernels)
-        self.heads = nn.ModuleList()
-        for g, group in enumerate(self.groups):
-            branches = {"hm": SparseBranch(in_channels, len(group), head_kernel, f"head{g}", bias_init=-2.19)}
-            for name, size in BRANCHES:
-                branches[name] = SparseBranch(in_channels, size, head_kernel, f"head{g}")
-            self.heads.append(nn.ModuleDict(branches))
+        # per group: hm (one channel per class, bias -2.19), then the box branches of BRANCHES
+        outputs, bias = [], []
+        for group in self.groups:
+            outputs += [len(group)] + [size for _, size in BRANCHES]
+            bias += [-2.19] + [0.0] * len(BRANCHES)
+        self.branches = SparseBranches(in_channels, outputs, head_kernel, bias)
 
     def forward(self, x: spconv.SparseConvTensor) -> List[Dict[str, torch.Tensor]]:
         """Per group: ``hm`` logits (M, K) and ``code`` (M, 10) at the M voxels of ``x`` (centre offset in cells,
         z, log size, cos, sin, vx, vy)."""
         use_algo_for(self, x.features.device)
-        outs = []
-        for head in self.heads:
-            o = {name: branch(x) for name, branch in head.items()}
-            outs.append({"hm": o["hm"], "code": torch.cat([o["center"], o["center_z"], o["dim"], o["rot"], o["vel"]],
-                                                          dim=1)})
-        return outs
+        per_branch = self.branches(x)
+        n = 1 + len(BRANCHES)
+        return [{"hm": per_branch[g * n], "code": torch.cat(per_branch[g * n + 1:(g + 1) * n], dim=1)}
+                for g in range(len(self.groups))]
 
     def loss(self, x: spconv.SparseConvTensor, gt_boxes: Sequence[torch.Tensor],
              gt_labels: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -118,17 +129,17 @@ class VoxelNeXtHead(nn.Module):
     @torch.no_grad()
     def predict(self, x: spconv.SparseConvTensor) -> List[Detections]:
         """Boxes per sample of the batch, by the configured decoding."""
-        outs = self(x)
+        return self.decode(x.indices, self(x), x.batch_size)
+
+    @torch.no_grad()
+    def decode(self, indices: torch.Tensor, outs: List[Dict[str, torch.Tensor]], batch_size: int) -> List[Detections]:
+        """The head's outputs at the voxels ``indices`` (M, 3: batch, y, x) → one Detections per sample."""
         results = []
-        for b in range(x.batch_size):
-            rows = torch.nonzero(x.indices[:, 0] == b).squeeze(1)
-            boxes, scores, labels = [], [], []
-            for g, (group, out) in enumerate(zip(self.groups, outs)):
-                found = self._decode_group(x.indices[rows], out["hm"][rows].sigmoid(), out["code"][rows], group, g)
-                boxes.append(found[0])
-                scores.append(found[1])
-                labels.append(found[2])
-            results.append(Detections(torch.cat(boxes), torch.cat(scores), torch.cat(labels)))
+        for b in range(batch_size):
+            rows = torch.nonzero(indices[:, 0] == b).squeeze(1)
+            found = [self._decode_group(indices[rows], out["hm"][rows].sigmoid(), out["code"][rows], group, g)
+                     for g, (group, out) in enumerate(zip(self.groups, outs))]
+            results.append(Detections(*(torch.cat(parts) for parts in zip(*found))))
         return results
 
     def _decode_group(self, indices, prob, code, group, g):
@@ -143,9 +154,9 @@ class VoxelNeXtHead(nn.Module):
         boxes = decode_boxes(code[voxel].float(), indices[voxel], self.cell, self.origin)
         xy_ok = ((boxes[:, :2] >= torch.tensor(self.range[:2], device=boxes.device)) &
                  (boxes[:, :2] <= torch.tensor(self.range[3:5], device=boxes.device))).all(dim=1)
-        boxes, scores, channel = boxes[xy_ok], scores[xy_ok], channel[xy_ok]
+        boxes, scores, channel, voxel = boxes[xy_ok], scores[xy_ok], channel[xy_ok], voxel[xy_ok]
         if self.decode_mode == "nms" and len(boxes):
             kept = nms_bev(boxes, scores, self.nms_iou, self.nms_pre_max, self.nms_post_max)
-            boxes, scores, channel = boxes[kept], scores[kept], channel[kept]
+            boxes, scores, channel, voxel = boxes[kept], scores[kept], channel[kept], voxel[kept]
         labels = torch.tensor(group, device=boxes.device)[channel]
-        return boxes, scores, labels
+        return boxes, scores, labels, indices[voxel][:, 1:]

@@ -1,0 +1,3 @@
+from .voxelnext import VoxelDataPreprocessor, VoxelNeXt
+
+__all__ = ["VoxelDataPreprocessor", "VoxelNeXt"]

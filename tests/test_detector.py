@@ -1,0 +1,154 @@
+"""The VoxelNeXt detector built from its configs, on CPU with real spconv: a nuScenes-size frame through the full
+config, gradients of the tiny config, and real learning (overfitting synthetic frames) in both decoding modes."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from test_models import nuscenes_size_frame
+
+from perception3d.datasets.classes import CLASSES
+from perception3d.datasets.transforms.formatting import SampleTargets
+from perception3d.models.heads.targets import assign_targets
+from perception3d.ops import bev_iou
+from perception3d.registry import DATASETS, MODELS
+
+CONFIGS = Path(__file__).parents[1] / "configs" / "voxelnext"
+FRAME = json.loads((Path(__file__).parent / "data" / "nuscenes_frame" / "frame.json").read_text())
+
+
+def build_model(name: str):
+    init_default_scope("perception3d")
+    cfg = Config.fromfile(str(CONFIGS / name))
+    return cfg, MODELS.build(cfg.model)
+
+
+def real_frame_batch(rng):
+    """About 300k points (the real frame and jittered copies) with the frame's real boxes of the ten classes."""
+    known = [i for i, n in enumerate(FRAME["names"]) if n in CLASSES]
+    boxes = torch.tensor(FRAME["boxes"], dtype=torch.float32)[known]
+    labels = torch.tensor([CLASSES.index(FRAME["names"][i]) for i in known])
+    targets = SampleTargets(FRAME["sample_token"], 0, boxes, labels, np.array(FRAME["lidar2ego"]),
+                            np.array(FRAME["ego2global"]), np.eye(4))
+    return {"inputs": {"points": [nuscenes_size_frame(rng)]}, "data_samples": [targets]}
+
+
+def test_full_config_runs_a_nuscenes_size_frame_on_cpu_for_loss_and_eval_mode_prediction():
+    torch.manual_seed(0)
+    _, model = build_model("voxelnext_voxel0075_nus.py")
+    batch = real_frame_batch(np.random.default_rng(0))
+    assert len(batch["inputs"]["points"][0]) > 300_000
+    data = model.data_preprocessor(batch, True)
+    voxels = data["inputs"]["voxels"]
+    assert voxels.spatial_shape == (40, 1440, 1440) and 100_000 < len(voxels.coords) <= 120_000
+    with torch.no_grad():
+        losses = model(**data, mode="loss")
+    assert set(losses) == {"loss_heatmap", "loss_bbox"} and all(torch.isfinite(v) and v > 0 for v in losses.values())
+    model.eval()  # spconv's CPU path refuses biased convolutions in eval mode: the head has none
+    data = model.data_preprocessor(batch, False)
+    assert len(data["inputs"]["voxels"].coords) > 120_000  # the test-time cap is 160k
+    (det,) = model(**data, mode="predict")
+    assert det.boxes.shape[1] == 9 and len(det.boxes) == len(det.scores) == len(det.labels)
+    assert len(det.boxes) <= 6 * 83 and (det.scores > 0.1).all() and torch.isfinite(det.boxes).all()
+
+
+def test_tiny_config_backward_reaches_every_parameter(synthetic_root):
+    torch.manual_seed(0)
+    cfg, model = build_model("voxelnext_tiny_synthetic.py")
+    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, dataset=dict(
+        cfg.train_dataloader.dataset.dataset, data_root=synthetic_root)))
+    batch = pseudo_collate([dataset[0], dataset[len(dataset) // 2]])
+    data = model.data_preprocessor(batch, True)
+    assert len(data["inputs"]["voxels"].coords) <= 2 * 30_000
+    sum(model(**data, mode="loss").values()).backward()
+    # a bias can sum to an exact zero over a few positives (L1 signs cancel): weights must move, biases be reached
+    missing = [n for n, p in model.named_parameters() if p.grad is None or (p.dim() > 1 and not p.grad.abs().sum() > 0)]
+    assert not missing, missing
+
+
+def test_preprocessor_and_model_name_what_is_wrong():
+    _, model = build_model("voxelnext_tiny_synthetic.py")
+    with pytest.raises(ValueError, match="points"):
+        model.data_preprocessor({"inputs": {}, "data_samples": []})
+    data = model.data_preprocessor({"inputs": {"points": [torch.rand(100, 5) * 10]}, "data_samples": None})
+    with pytest.raises(ValueError, match="data_samples"):
+        model(**data, mode="loss")
+    with pytest.raises(ValueError, match="mode"):
+        model(**data, mode="train")
+
+
+def precise_batch_norm(model, data):
+    """Replaces BatchNorm's running averages (momentum 0.01: far from converged after a short run) by the exact
+    statistics of ``data``, as detectron2's PreciseBN does, so eval mode sees what training saw."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        model(**data, mode="tensor")
+    model.eval()
+
+
+def representable(bev_indices, sample, groups, cell, origin, kernels):
+    """Per GT box: can VoxelNeXt's decoding return it at all? Its positive voxel (the occupied voxel nearest its
+    centre) must not be another same-class box's positive (nms) or lie within ``kernels[g] // 2`` cells of one
+    (local_max: the sparse maximum keeps one per window)."""
+    ok = {"nms": torch.ones(len(sample.gt_boxes), dtype=torch.bool),
+          "local_max": torch.ones(len(sample.gt_boxes), dtype=torch.bool)}
+    for group, kernel in zip(groups, kernels):
+        members = torch.nonzero(torch.isin(sample.gt_labels, torch.tensor(group))).squeeze(1)
+        t = assign_targets(bev_indices, [sample.gt_boxes], [sample.gt_labels], group, cell, origin)
+        cells = bev_indices[t.positive][:, 1:].long()
+        gap = (cells[:, None] - cells[None]).abs().max(dim=2).values
+        same = (t.labels[:, None] == t.labels[None]) & ~torch.eye(len(members), dtype=torch.bool)
+        ok["nms"][members] &= ~(same & (gap == 0)).any(dim=1)
+        ok["local_max"][members] &= ~(same & (gap <= kernel // 2)).any(dim=1)
+    return ok
+
+
+def test_tiny_config_overfits_a_synthetic_frame_and_decodes_every_box_in_both_modes(synthetic_root):
+    torch.manual_seed(0)
+    cfg, model = build_model("voxelnext_tiny_synthetic.py")
+    pipeline = cfg.test_pipeline[:-1] + [dict(type="ObjectRangeFilter", point_cloud_range=cfg.point_cloud_range),
+                                         dict(type="Pack")]
+    dataset = DATASETS.build(dict(type="NuScenesDataset", data_root=synthetic_root, ann_file="nuscenes_infos_train.pkl",
+                                  pipeline=pipeline))
+    batch = pseudo_collate([dataset[0]])
+    (sample,) = batch["data_samples"]
+    assert len(sample.gt_boxes) > 30 and len(set(sample.gt_labels.tolist())) >= 5
+    steps = 80
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=steps, pct_start=0.2)
+    data = model.data_preprocessor(batch, True)
+    history = []
+    for _ in range(steps):
+        loss = sum(model(**data, mode="loss").values())
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10)
+        optimizer.step()
+        schedule.step()
+        history.append(loss.item())
+    assert history[-1] < history[0] / 10, history[::10]
+
+    precise_batch_norm(model, data)
+    data = model.data_preprocessor(batch, False)
+    head = model.head
+    with torch.no_grad():
+        bev = model.extract_feat(data["inputs"]["voxels"])
+    can = representable(bev.indices, sample, head.groups, head.cell, head.origin, head.local_max_kernels)
+    for mode in ("nms", "local_max"):
+        head.decode_mode = mode
+        (det,) = model(**data, mode="predict")
+        iou = bev_iou(sample.gt_boxes, det.boxes) * (sample.gt_labels[:, None] == det.labels[None])
+        best = iou.max(dim=1).values if len(det.boxes) else torch.zeros(len(sample.gt_boxes))
+        # VoxelNeXt cannot return two boxes from one voxel: only a few boxes of a crowd may be out of reach
+        assert can[mode].float().mean() > 0.9, (mode, int((~can[mode]).sum()))
+        missed = [(CLASSES[int(c)], round(float(b), 2)) for c, b, ok in zip(sample.gt_labels, best, can[mode])
+                  if ok and b <= 0.5]
+        assert not missed, (mode, missed)
