@@ -152,3 +152,32 @@ def test_tiny_config_overfits_a_synthetic_frame_and_decodes_every_box_in_both_mo
         missed = [(CLASSES[int(c)], round(float(b), 2)) for c, b, ok in zip(sample.gt_labels, best, can[mode])
                   if ok and b <= 0.5]
         assert not missed, (mode, missed)
+
+
+def test_one_cycle_schedule_follows_the_recipe():
+    """lr 1e-4 → 1e-3 at 40 % of training → 1e-8; Adam's beta1 0.95 → 0.85 → 0.95, as OpenPCDet's adam_onecycle."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    cfg, _ = build_model("voxelnext_voxel0075_nus.py")
+    wrapper = build_optim_wrapper(torch.nn.Linear(2, 2), cfg.optim_wrapper)
+    assert wrapper.clip_grad_kwargs == {"max_norm": 10, "norm_type": 2}
+    epoch_length = 10
+    schedulers = []
+    for spec in cfg.param_scheduler:  # as mmengine's Runner converts epoch-based schedulers to iterations
+        args = {k: v for k, v in spec.items() if k not in ("type", "by_epoch", "convert_to_iter_based")}
+        kind = PARAM_SCHEDULERS.get(spec["type"])
+        schedulers.append(kind.build_iter_from_epoch(wrapper.optimizer, epoch_length=epoch_length, **args))
+    lr, beta1 = [], []
+    for _ in range(cfg.max_epochs * epoch_length):
+        group = wrapper.optimizer.param_groups[0]
+        lr.append(group["lr"])
+        beta1.append(group["betas"][0])
+        wrapper.optimizer.step()
+        for s in schedulers:
+            s.step()
+    peak = int(0.4 * len(lr)) - 1
+    assert np.isclose(lr[0], 1e-4) and np.argmax(lr) == peak and np.isclose(lr[peak], 1e-3)
+    assert np.isclose(lr[-1], 1e-8, rtol=0.1) and group["weight_decay"] == 0.01
+    assert np.isclose(beta1[0], 0.95) and np.argmin(beta1) == peak and np.isclose(beta1[peak], 0.85, atol=1e-4)
+    assert np.isclose(beta1[-1], 0.95, atol=1e-4)
