@@ -2,6 +2,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REAL_FRAME = Path(__file__).parent / "data" / "nuscenes_frame"
@@ -25,3 +26,11 @@ def nusc(synthetic_root):
     from nuscenes import NuScenes
 
     return NuScenes("v1.0-mini", dataroot=synthetic_root, verbose=False)
+
+
+@pytest.fixture
+def rng():
+    """A fresh random generator per test; its seed is printed, so a failure shows how to replay the inputs."""
+    seed = int(np.random.SeedSequence().entropy % 2 ** 32)
+    print(f"seed {seed}")
+    return np.random.default_rng(seed)

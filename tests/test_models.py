@@ -23,8 +23,7 @@ def nuscenes_size_frame(rng, copies=9):
 
 
 @pytest.mark.parametrize("mode", ["hard", "dynamic"])
-def test_voxelizer_means_equal_a_groupby_loop(mode):
-    rng = np.random.default_rng()
+def test_voxelizer_means_equal_a_groupby_loop(mode, rng):
     clouds = [torch.from_numpy(rng.uniform(-4, 4, (3000, 4)).astype(np.float32)) for _ in range(2)]
     vox = Voxelizer([0.5, 0.5, 0.5], [-3, -3, -3, 3, 3, 3], mode=mode, max_points_per_voxel=100,
                     max_voxels=(10 ** 6, 10 ** 6))
@@ -43,8 +42,7 @@ def test_voxelizer_means_equal_a_groupby_loop(mode):
             assert np.allclose(feature, np.mean(expected[tuple(coord)], axis=0), atol=1e-5)
 
 
-def test_height_compression_sums_columns_like_a_dict():
-    rng = np.random.default_rng()
+def test_height_compression_sums_columns_like_a_dict(rng):
     idx = np.unique(np.concatenate([rng.integers(0, 2, (500, 1)), rng.integers(0, 6, (500, 3))], 1), axis=0)
     feats = rng.normal(size=(len(idx), 3)).astype(np.float32)
     x = spconv.SparseConvTensor(torch.from_numpy(feats), torch.from_numpy(idx).int(), [6, 6, 6], 2)
@@ -108,10 +106,9 @@ def random_gt(rng, n, classes=10):
     return torch.from_numpy(boxes), torch.from_numpy(rng.integers(0, classes, n))
 
 
-def test_targets_match_a_brute_force_assignment_and_decode_back_to_the_boxes():
+def test_targets_match_a_brute_force_assignment_and_decode_back_to_the_boxes(rng):
     from perception3d.models.heads import assign_targets, decode_boxes
 
-    rng = np.random.default_rng()
     bev = random_bev(rng)
     gts = [random_gt(rng, 12), random_gt(rng, 7)]
     cell, origin, group = (0.8, 0.8), (-24.0, -24.0), [1, 2]
@@ -155,3 +152,62 @@ def test_head_loss_reaches_every_parameter_and_predicts_on_cpu_in_eval_mode(deco
         assert det.boxes.shape[1] == 9 and len(det.boxes) == len(det.scores) == len(det.labels) > 0
         assert (det.scores > 0.1).all() and det.labels.max() < 10
         assert det.voxels.shape == (len(det.boxes), 2) and set(map(tuple, det.voxels.tolist())) <= occupied[b]
+
+
+@pytest.mark.parametrize("decode", ["nms", "local_max"])
+def test_decoding_equals_a_brute_force_reference(decode, rng):
+    """Random head outputs: top-K over voxels × classes, score threshold, centre range, then greedy NMS over
+    shapely IoU or a neighbour-window maximum loop, group by group, against the head's decode."""
+    from shapely.geometry import Polygon
+
+    from perception3d.models import VoxelNeXtHead
+    from perception3d.models.heads import decode_boxes
+    from perception3d.structures import box_corners
+
+    bev = random_bev(rng, batch_size=1, size=40, n=900)
+    rng_range = [-16.0, -16.0, -5.0, 16.0, 16.0, 3.0]
+    head = VoxelNeXtHead(16, voxel_size=[0.1, 0.1, 0.2], point_cloud_range=rng_range, decode=decode,
+                         max_objects=60, score_thresh=0.3, nms_iou=0.2, nms_post_max=25,
+                         local_max_kernels=(3, 5, 3, 1, 3, 3))
+    outs = [{"hm": torch.from_numpy(rng.normal(-1, 1.5, (len(bev.indices), len(g))).astype(np.float32)),
+             "code": torch.from_numpy(np.concatenate([rng.uniform(-3, 3, (len(bev.indices), 2)),
+                                                      rng.normal(0, 1, (len(bev.indices), 1)),
+                                                      rng.uniform(-0.5, 1.5, (len(bev.indices), 3)),
+                                                      rng.normal(0, 1, (len(bev.indices), 4))], 1).astype(np.float32))}
+            for g in head.groups]
+    (det,) = head.decode(bev.indices, outs, 1)
+
+    idx = bev.indices.numpy()
+    where = {tuple(c): i for i, c in enumerate(idx[:, 1:])}
+    expected = []
+    for g, (group, out) in enumerate(zip(head.groups, outs)):
+        prob = torch.sigmoid(out["hm"]).numpy().astype(np.float64)
+        if decode == "local_max":
+            r = head.local_max_kernels[g] // 2
+            peak = np.zeros_like(prob, dtype=bool)
+            for i, (y, x) in enumerate(idx[:, 1:]):
+                near = [where[(y + dy, x + dx)] for dy in range(-r, r + 1) for dx in range(-r, r + 1)
+                        if (y + dy, x + dx) in where]
+                peak[i] = prob[i] >= prob[near].max(axis=0)
+            prob = prob * peak
+        cand = sorted(((prob[v, k], v, k) for v in range(len(prob)) for k in range(prob.shape[1])),
+                      key=lambda t: -t[0])[:head.max_objects]
+        cand = [c for c in cand if c[0] > head.score_thresh]
+        boxes = decode_boxes(out["code"][[c[1] for c in cand]], bev.indices[[c[1] for c in cand]], head.cell,
+                             head.origin).numpy()
+        inside = [i for i, b in enumerate(boxes) if -16 <= b[0] <= 16 and -16 <= b[1] <= 16]
+        kept = []
+        for i in inside:
+            if decode == "nms" and len(kept) == head.nms_post_max:
+                break
+            if decode == "nms":
+                p = Polygon(box_corners(boxes[i:i + 1])[0, :4, :2])
+                if any(p.intersection(q).area / p.union(q).area > head.nms_iou
+                       for q in (Polygon(box_corners(boxes[j:j + 1])[0, :4, :2]) for j in kept)):
+                    continue
+            kept.append(i)
+        expected += [(group[cand[i][2]], cand[i][1], cand[i][0]) for i in kept]
+    assert len(expected) > 10
+    got = [(int(lab), where[tuple(v)], float(s)) for lab, v, s in zip(det.labels, det.voxels.tolist(), det.scores)]
+    assert [(e[0], e[1]) for e in expected] == [(g[0], g[1]) for g in got]
+    assert np.allclose([e[2] for e in expected], [g[2] for g in got], atol=1e-6)

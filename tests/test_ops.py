@@ -16,12 +16,6 @@ CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 
 
-@pytest.fixture
-def rng():
-    seed = int(np.random.SeedSequence().entropy % 2 ** 32)
-    print(f"seed {seed}")  # shown on failure, to replay the inputs
-    return np.random.default_rng(seed)
-
 
 def random_points(rng, n):
     """Points around and beyond RANGE (x, y, z, intensity, time), a fifth of them on voxel faces."""
