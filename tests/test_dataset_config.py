@@ -57,3 +57,28 @@ def test_dataloader_workers_draw_different_augmentations(synthetic_root):
         for j in range(i):
             assert not np.allclose(matrices[i], matrices[j])
     assert all(np.array_equal(a, b) for a, b in zip(matrices, draw(0)))
+
+
+def test_seeded_sampler_makes_augmentation_a_function_of_seed_epoch_and_index(synthetic_root):
+    """The config's training sampler: the same epoch gives the same batches whatever the number of workers (a
+    resumed run replays an epoch exactly); another epoch reshuffles and draws new augmentations."""
+    cfg = _config(synthetic_root)
+    init_default_scope("perception3d")
+    cfg.train_dataloader.batch_size = 2
+    cfg.train_dataloader.persistent_workers = False
+
+    def epoch(n, workers, batches=3):
+        cfg.train_dataloader.num_workers = workers
+        loader = Runner.build_dataloader(cfg.train_dataloader, seed=7)
+        loader.sampler.set_epoch(n)
+        out = []
+        for batch, _ in zip(loader, range(batches)):
+            out += [(s.token, s.aug_matrix, p[:100].clone()) for s, p in zip(batch["data_samples"],
+                                                                          batch["inputs"]["points"])]
+        return out
+
+    first, again, other = epoch(3, workers=0), epoch(3, workers=2), epoch(4, workers=2)
+    for a, b in zip(first, again):
+        assert a[0] == b[0] and np.array_equal(a[1], b[1]) and torch.equal(a[2], b[2])
+    assert [a[0] for a in first] != [c[0] for c in other]
+    assert not any(np.allclose(a[1], c[1]) for a in first for c in other)

@@ -3,5 +3,7 @@ from . import transforms  # noqa: F401  (registers the transforms)
 from .classes import CLASSES
 from .nuscenes_dataset import CBGSDataset, NuScenesDataset
 from .nuscenes_infos import INFO_FORMAT_VERSION, info_path, load_infos
+from .samplers import SampleKey, SeededSampler
 
-__all__ = ["CLASSES", "CBGSDataset", "NuScenesDataset", "INFO_FORMAT_VERSION", "info_path", "load_infos"]
+__all__ = ["CLASSES", "CBGSDataset", "NuScenesDataset", "INFO_FORMAT_VERSION", "info_path", "load_infos", "SampleKey",
+           "SeededSampler"]

@@ -10,6 +10,8 @@ from ..registry import DATASETS, TRANSFORMS
 from ..structures import LidarSample
 from .classes import CLASSES
 from .nuscenes_infos import load_infos
+from .samplers import SampleKey
+from .transforms.random_state import seeded_sample
 
 
 @DATASETS.register_module()
@@ -49,6 +51,13 @@ class NuScenesDataset(BaseDataset):
     def prepare_data(self, idx: int):
         return self.pipeline(self.make_sample(self.get_data_info(idx)))
 
+    def __getitem__(self, idx):
+        """``idx``: an int, or a :class:`SampleKey` whose entropy seeds the random transforms of this sample."""
+        if isinstance(idx, SampleKey):
+            with seeded_sample(idx.entropy):
+                return super().__getitem__(idx.index)
+        return super().__getitem__(idx)
+
     def class_labels(self, idx: int) -> np.ndarray:
         """Labels of the boxes of item ``idx`` (after the points filter), without loading points."""
         return self.make_sample(self.get_data_info(idx)).gt_labels
@@ -80,5 +89,7 @@ class CBGSDataset:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, idx: int):
+    def __getitem__(self, idx):
+        if isinstance(idx, SampleKey):
+            return self.dataset[SampleKey(int(self.indices[idx.index]), idx.entropy)]
         return self.dataset[int(self.indices[idx])]

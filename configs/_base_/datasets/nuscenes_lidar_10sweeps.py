@@ -35,7 +35,7 @@ train_dataloader = dict(
     batch_size=4,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=True),
+    sampler=dict(type="SeededSampler", shuffle=True),  # augmentation seeded per (seed, epoch, index)
     dataset=dict(
         type="CBGSDataset",
         dataset=dict(type="NuScenesDataset", data_root=data_root, ann_file="nuscenes_infos_train.pkl",

@@ -1,0 +1,82 @@
+"""nuScenes detection metric for mmengine's evaluators: the official devkit's DetectionEval on our predictions."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+
+from ..datasets.classes import CLASSES
+from ..registry import METRICS
+from ..utils.io import atomic_write
+from .submission import SUBMISSION_META, detection_records, lidar_to_global
+
+MAX_BOXES_PER_SAMPLE = 500  # the devkit refuses submissions with more
+
+
+@METRICS.register_module()
+class NuScenesMetric(BaseMetric):
+    """Writes the devkit submission JSON of all predictions and scores it with
+    ``nuscenes.eval.detection.evaluate.DetectionEval``.
+
+    Args:
+        data_root: nuScenes (or synthetic world) root holding ``version``'s tables.
+        version: e.g. "v1.0-mini" or "v1.0-trainval". eval_set: the devkit split, e.g. "mini_val" or "val".
+        out_dir: where ``results_nusc.json`` and the devkit's ``metrics_summary.json`` / ``metrics_details.json``
+            go (the tools set ``<work-dir>/eval``; None: a temporary folder).
+        score_thr: predictions below it are left out of the submission.
+    Returns metrics named ``NuScenes/mAP``, ``NuScenes/NDS``, ``NuScenes/mATE`` … and ``NuScenes/AP_<class>``.
+    """
+
+    default_prefix = "NuScenes"
+    TP_NAMES = {"trans_err": "mATE", "scale_err": "mASE", "orient_err": "mAOE", "vel_err": "mAVE",
+                "attr_err": "mAAE"}
+
+    def __init__(self, data_root: str, version: str = "v1.0-mini", eval_set: str = "mini_val",
+                 classes: Sequence[str] = CLASSES, eval_config: str = "detection_cvpr_2019",
+                 out_dir: Optional[str] = None, score_thr: float = 0.0, collect_device: str = "cpu",
+                 prefix: Optional[str] = None):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.data_root, self.version, self.eval_set = str(data_root), version, eval_set
+        self.classes, self.eval_config = tuple(classes), eval_config
+        self.out_dir, self.score_thr = out_dir, score_thr
+        self._nusc = None
+
+    def process(self, data_batch: dict, data_samples: Sequence) -> None:
+        """``data_samples``: the model's Detections, one per sample of ``data_batch["data_samples"]``."""
+        for meta, det in zip(data_batch["data_samples"], data_samples):
+            scores = det.scores.detach().cpu().numpy()
+            order = np.argsort(-scores, kind="stable")
+            order = order[scores[order] >= self.score_thr][:MAX_BOXES_PER_SAMPLE]
+            boxes = lidar_to_global(det.boxes.detach().cpu().numpy()[order].astype(np.float64), meta.lidar2ego,
+                                    meta.ego2global, meta.aug_matrix)
+            self.results.append((meta.token, detection_records(meta.token, boxes, scores[order],
+                                                               det.labels.cpu().numpy()[order], self.classes)))
+
+    def nusc(self):
+        """The devkit's tables, loaded once."""
+        if self._nusc is None:
+            from nuscenes import NuScenes
+
+            self._nusc = NuScenes(self.version, dataroot=self.data_root, verbose=False)
+        return self._nusc
+
+    def compute_metrics(self, results: List) -> Dict[str, float]:
+        from nuscenes.eval.common.config import config_factory
+        from nuscenes.eval.detection.evaluate import DetectionEval
+
+        out_dir = Path(self.out_dir or tempfile.mkdtemp(prefix="p3d-eval-"))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        submission = {"meta": SUBMISSION_META, "results": {token: records for token, records in results}}
+        path = out_dir / "results_nusc.json"
+        atomic_write(path, json.dumps(submission).encode())
+        evaluator = DetectionEval(self.nusc(), config_factory(self.eval_config), str(path), eval_set=self.eval_set,
+                                  output_dir=str(out_dir), verbose=True)
+        summary = evaluator.main(plot_examples=0, render_curves=False)
+        metrics = {"mAP": summary["mean_ap"], "NDS": summary["nd_score"]}
+        metrics.update({short: summary["tp_errors"][name] for name, short in self.TP_NAMES.items()})
+        metrics.update({f"AP_{name}": ap for name, ap in summary["mean_dist_aps"].items()})
+        return metrics

@@ -1,0 +1,56 @@
+"""Detections in a sample's LiDAR frame → nuScenes submission records in the global frame (devkit format)."""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from ..structures import transform_boxes, yaw_to_quaternion
+
+SUBMISSION_META = {"use_camera": False, "use_lidar": True, "use_radar": False, "use_map": False,
+                   "use_external": False}
+VEHICLES = ("car", "truck", "bus", "trailer", "construction_vehicle")
+CYCLES = ("motorcycle", "bicycle")
+MOVING_SPEED = 0.2  # m/s: above it a vehicle is moving, a cycle has a rider, as the nuScenes baselines decide
+
+
+def attribute_from_velocity(name: str, speed: float) -> str:
+    """The devkit attribute of a detection of class ``name`` moving at ``speed`` m/s ('' for barrier, cone)."""
+    moving = speed > MOVING_SPEED
+    if name in VEHICLES:
+        if moving:
+            return "vehicle.moving"
+        return "vehicle.stopped" if name == "bus" else "vehicle.parked"
+    if name in CYCLES:
+        return "cycle.with_rider" if moving else "cycle.without_rider"
+    if name == "pedestrian":
+        return "pedestrian.moving" if moving else "pedestrian.standing"
+    return ""
+
+
+def lidar_to_global(boxes: np.ndarray, lidar2ego: np.ndarray, ego2global: np.ndarray,
+                    aug_matrix: np.ndarray = None) -> np.ndarray:
+    """(N, 9) boxes in a sample's (augmented) LiDAR frame → the global frame; ``aug_matrix`` (4, 4) is undone
+    first (it maps the original LiDAR frame into the augmented one)."""
+    if aug_matrix is not None and not np.allclose(aug_matrix, np.eye(4)):
+        boxes = transform_boxes(np.linalg.inv(aug_matrix), boxes)
+    return transform_boxes(ego2global @ lidar2ego, boxes)
+
+
+def detection_records(token: str, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                      classes: Sequence[str]) -> List[Dict]:
+    """Devkit detection records of one sample from global-frame (N, 9) boxes, (N,) scores and class indices."""
+    records = []
+    for box, score, label in zip(np.asarray(boxes, dtype=np.float64), scores, labels):
+        name = classes[int(label)]
+        records.append({
+            "sample_token": token,
+            "translation": box[0:3].tolist(),
+            "size": [box[4], box[3], box[5]],  # wlh
+            "rotation": list(yaw_to_quaternion(box[6]).elements),
+            "velocity": box[7:9].tolist(),
+            "detection_name": name,
+            "detection_score": float(score),
+            "attribute_name": attribute_from_velocity(name, float(np.hypot(box[7], box[8]))),
+        })
+    return records
