@@ -15,7 +15,7 @@ CONFIG = Path(__file__).parents[1] / "configs" / "_base_" / "datasets" / "nuscen
 
 def _config(root):
     cfg = Config.fromfile(str(CONFIG))
-    assert set_data_root(cfg, root) == 4  # the top-level name and the train, val and test datasets
+    assert set_data_root(cfg, root) == 6  # the top-level name, the train, val and test datasets, both evaluators
     return cfg
 
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
 
 from ..datasets.classes import CLASSES
 from ..registry import METRICS
@@ -24,7 +26,8 @@ class NuScenesMetric(BaseMetric):
 
     Args:
         data_root: nuScenes (or synthetic world) root holding ``version``'s tables.
-        version: e.g. "v1.0-mini" or "v1.0-trainval". eval_set: the devkit split, e.g. "mini_val" or "val".
+        version: e.g. "v1.0-mini" or "v1.0-trainval"; None: v1.0-trainval if ``data_root`` has its tables, else
+            v1.0-mini. eval_set: the devkit split; None: "val" for v1.0-trainval, "mini_val" for v1.0-mini.
         out_dir: where ``results_nusc.json`` and the devkit's ``metrics_summary.json`` / ``metrics_details.json``
             go (the tools set ``<work-dir>/eval``; None: a temporary folder).
         score_thr: predictions below it are left out of the submission.
@@ -35,12 +38,16 @@ class NuScenesMetric(BaseMetric):
     TP_NAMES = {"trans_err": "mATE", "scale_err": "mASE", "orient_err": "mAOE", "vel_err": "mAVE",
                 "attr_err": "mAAE"}
 
-    def __init__(self, data_root: str, version: str = "v1.0-mini", eval_set: str = "mini_val",
+    def __init__(self, data_root: str, version: Optional[str] = None, eval_set: Optional[str] = None,
                  classes: Sequence[str] = CLASSES, eval_config: str = "detection_cvpr_2019",
                  out_dir: Optional[str] = None, score_thr: float = 0.0, collect_device: str = "cpu",
                  prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.data_root, self.version, self.eval_set = str(data_root), version, eval_set
+        self.data_root = str(data_root)
+        if version is None:
+            version = "v1.0-trainval" if (Path(data_root) / "v1.0-trainval").is_dir() else "v1.0-mini"
+        self.version = version
+        self.eval_set = eval_set or {"v1.0-trainval": "val", "v1.0-mini": "mini_val"}.get(version, "val")
         self.classes, self.eval_config = tuple(classes), eval_config
         self.out_dir, self.score_thr = out_dir, score_thr
         self._nusc = None
@@ -64,13 +71,29 @@ class NuScenesMetric(BaseMetric):
             self._nusc = NuScenes(self.version, dataroot=self.data_root, verbose=False)
         return self._nusc
 
+    def _split_tokens(self) -> set:
+        """Sample tokens of the scenes of ``eval_set``."""
+        from nuscenes.utils.splits import create_splits_scenes
+
+        nusc = self.nusc()
+        scenes = set(create_splits_scenes()[self.eval_set])
+        return {s["token"] for s in nusc.sample if nusc.get("scene", s["scene_token"])["name"] in scenes}
+
     def compute_metrics(self, results: List) -> Dict[str, float]:
         from nuscenes.eval.common.config import config_factory
         from nuscenes.eval.detection.evaluate import DetectionEval
 
         out_dir = Path(self.out_dir or tempfile.mkdtemp(prefix="p3d-eval-"))
         out_dir.mkdir(parents=True, exist_ok=True)
-        submission = {"meta": SUBMISSION_META, "results": {token: records for token, records in results}}
+        predicted = {token: records for token, records in results}
+        split = self._split_tokens()
+        if set(predicted) - split:
+            raise ValueError(f"predictions for {len(set(predicted) - split)} samples outside {self.eval_set} of "
+                             f"{self.version} under {self.data_root}: is the evaluator's eval_set the dataset's?")
+        if len(predicted) < len(split):  # a subset (e.g. indices=...): the devkit wants every sample of the split
+            print_log(f"predictions cover {len(predicted)} of the {len(split)} samples of {self.eval_set}; the "
+                      f"devkit counts the boxes of the others as missed", logger="current", level=logging.WARNING)
+        submission = {"meta": SUBMISSION_META, "results": {t: predicted.get(t, []) for t in sorted(split)}}
         path = out_dir / "results_nusc.json"
         atomic_write(path, json.dumps(submission).encode())
         evaluator = DetectionEval(self.nusc(), config_factory(self.eval_config), str(path), eval_set=self.eval_set,

@@ -51,3 +51,8 @@ val_dataloader = dict(
                  pipeline=test_pipeline, classes=class_names, test_mode=True),
 )
 test_dataloader = val_dataloader
+
+# The official devkit's DetectionEval; the version (v1.0-trainval → val, else v1.0-mini → mini_val) is found
+# under data_root unless named.
+val_evaluator = dict(type="NuScenesMetric", data_root=data_root)
+test_evaluator = val_evaluator

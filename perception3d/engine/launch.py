@@ -1,0 +1,136 @@
+"""What tools/train.py and tools/test.py check before mmengine's Runner starts: every user input is refused
+with a message naming it and what is wrong, never a traceback from deep inside the Runner."""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence
+
+import torch
+from mmengine.config import Config
+
+from ..utils.config import set_data_root
+
+__all__ = ["UserError", "check_checkpoint", "check_config", "find_resume_checkpoint", "load_config",
+           "require_writable_dir"]
+
+
+class UserError(Exception):
+    """A problem with what the user typed or pointed at; the tools print it and exit with status 2."""
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None, data_root: Optional[str] = None,
+                work_dir: Optional[str] = None) -> Config:
+    """Reads ``path``, merges ``--cfg-options`` (``data_root=...`` among them rewrites every data_root, as
+    ``--data-root`` does) and sets ``work_dir`` (default ``work_dirs/<config stem>``)."""
+    if not Path(path).is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        cfg = Config.fromfile(path)
+    except Exception as e:  # a syntax error or a missing _base_ file
+        raise UserError(f"cannot read config {path}: {e}") from e
+    options = dict(cfg_options or {})
+    data_root = options.pop("data_root", data_root)
+    if options:
+        cfg.merge_from_dict(options)
+    if data_root is not None:
+        set_data_root(cfg, str(data_root).rstrip("/") + "/")
+    cfg.work_dir = work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(path).stem)
+    return cfg
+
+
+def _datasets(node) -> Iterator[dict]:
+    """Every dict of a config that names an ``ann_file`` (datasets, however wrapped)."""
+    if isinstance(node, dict):
+        if "ann_file" in node:
+            yield node
+        for value in node.values():
+            yield from _datasets(value)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _datasets(item)
+
+
+def check_config(cfg: Config, loaders: Sequence[str]) -> None:
+    """The model type is registered and each of ``loaders`` (e.g. "train_dataloader") has its info file."""
+    from mmengine.registry import init_default_scope
+
+    from ..registry import MODELS
+
+    init_default_scope(cfg.get("default_scope", "perception3d"))
+    model_type = cfg.get("model", {}).get("type")
+    if model_type is None or MODELS.get(model_type) is None:
+        raise UserError(f"config model type {model_type!r} is not a registered model; perception3d has: "
+                        f"{', '.join(sorted(MODELS.module_dict))}")
+    for name in loaders:
+        if name not in cfg:
+            raise UserError(f"config has no {name}")
+        for dataset in _datasets(cfg[name]):
+            infos = Path(dataset.get("data_root") or "") / dataset["ann_file"]
+            if not infos.is_file():
+                raise UserError(f"{name}: no info file {infos} (data_root {dataset.get('data_root')!r}); create it "
+                                f"with `python tools/create_data.py synthetic --out <root>` or `python "
+                                f"tools/create_data.py nuscenes --root <root> --version <version>`, or point "
+                                f"--data-root at a root that has it")
+
+
+def require_writable_dir(path: str, what: str = "work dir") -> None:
+    """Creates ``path`` if needed and proves a file can be written there."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise UserError(f"{what} {path} cannot be written: {e.strerror or e}") from e
+
+
+def _step(path: Path) -> int:
+    match = re.fullmatch(r"(?:epoch|iter)_(\d+)\.pth", path.name)
+    return int(match.group(1)) if match else -1
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` continues from: the one ``last_checkpoint`` names, or, if that file is
+    missing, empty or points nowhere (a run killed while writing it), the newest ``epoch_N.pth`` /
+    ``iter_N.pth`` in ``work_dir``. None when there is none."""
+    pointer = Path(work_dir) / "last_checkpoint"
+    if pointer.is_file():
+        named = Path(pointer.read_text().strip())
+        if named.name and named.is_file():
+            return str(named)
+    candidates: List[Path] = sorted((p for p in Path(work_dir).glob("*.pth") if _step(p) >= 0), key=_step)
+    return str(candidates[-1]) if candidates else None
+
+
+def check_checkpoint(path: str, model: torch.nn.Module) -> dict:
+    """Loads ``path`` with ``weights_only=True`` (plus the mmengine allow-list) and checks that its weights
+    are this model's. Returns the checkpoint; raises UserError naming the file and what is wrong."""
+    if not Path(path).is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is not a loadable checkpoint ({first})") from e
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} is not a checkpoint: it holds no state_dict of tensors")
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} of this model's {len(expected)} weights missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} weights this model does not have (e.g. {unexpected[0]})")
+        if wrong:
+            parts.append(f"{len(wrong)} of other shapes (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)} in the "
+                         f"file, {tuple(expected[wrong[0]].shape)} in the model)")
+        raise UserError(f"{path} holds the weights of another model: {'; '.join(parts)}")
+    return checkpoint

@@ -1,0 +1,85 @@
+"""tools/train.py and tools/test.py as users call them: clear errors for bad input, checkpoints checked at the
+door."""
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).parents[1]
+TINY = str(ROOT / "configs" / "voxelnext" / "voxelnext_tiny_synthetic.py")
+FULL = str(ROOT / "configs" / "voxelnext" / "voxelnext_voxel0075_nus.py")
+
+
+def tool(name):
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Payload:
+    """A class no allow-list names: a pickle holding it is refused by weights_only."""
+
+
+def run(name, argv, capsys):
+    code = tool(name).main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_train_refuses_bad_input_with_one_clear_message(synthetic_root, tmp_path, capsys):
+    code, err = run("train", [str(tmp_path / "nope.py")], capsys)
+    assert code == 2 and "config file not found" in err and "nope.py" in err
+
+    bad_model = tmp_path / "bad_model.py"
+    bad_model.write_text(f"_base_ = [{TINY!r}]\nmodel = dict(type='VoxelNeXtt')\n")
+    code, err = run("train", [str(bad_model), "--data-root", synthetic_root, "--work-dir", str(tmp_path / "w")], capsys)
+    assert code == 2 and "'VoxelNeXtt' is not a registered model" in err
+
+    empty_root = tmp_path / "empty_root"
+    empty_root.mkdir()
+    code, err = run("train", [TINY, "--data-root", str(empty_root), "--work-dir", str(tmp_path / "w")], capsys)
+    assert code == 2 and "no info file" in err and "nuscenes_infos_train.pkl" in err and "create_data.py" in err
+
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        code, err = run("train", [TINY, "--data-root", synthetic_root, "--work-dir", str(locked / "w")], capsys)
+        assert code == 2 and "cannot be written" in err
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    code, err = run("train", [TINY, "--data-root", synthetic_root, "--work-dir", str(a_file / "w")], capsys)
+    assert code == 2 and "work dir" in err and "cannot be written" in err
+
+    if not torch.cuda.is_available():
+        code, err = run("train", [TINY, "--data-root", synthetic_root, "--work-dir", str(tmp_path / "w"), "--amp"],
+                        capsys)
+        assert code == 2 and "--amp needs a CUDA GPU" in err
+
+
+def test_test_refuses_files_that_are_not_this_models_checkpoint(synthetic_root, tmp_path, capsys):
+    from mmengine.config import Config
+
+    from perception3d.registry import MODELS
+
+    args = ["--data-root", synthetic_root, "--work-dir", str(tmp_path / "w")]
+    code, err = run("test", [TINY, str(tmp_path / "missing.pth")] + args, capsys)
+    assert code == 2 and "checkpoint not found" in err
+
+    not_a_checkpoint = tmp_path / "points.pth"
+    shutil.copy(next((ROOT / "tests" / "data" / "nuscenes_frame").glob("*.pcd.bin")), not_a_checkpoint)
+    code, err = run("test", [TINY, str(not_a_checkpoint)] + args, capsys)
+    assert code == 2 and "points.pth is not a loadable checkpoint" in err
+
+    hostile = tmp_path / "hostile.pth"
+    torch.save({"state_dict": {}, "payload": Payload()}, hostile)
+    code, err = run("test", [TINY, str(hostile)] + args, capsys)
+    assert code == 2 and "not a loadable checkpoint" in err
+
+    other = tmp_path / "full_model.pth"
+    torch.save({"state_dict": MODELS.build(Config.fromfile(FULL).model).state_dict()}, other)
+    code, err = run("test", [TINY, str(other)] + args, capsys)
+    assert code == 2 and "holds the weights of another model" in err and "other shapes" in err

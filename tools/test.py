@@ -1,0 +1,114 @@
+"""Test a trained detector on its config's test split and score it with the official nuscenes-devkit.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
+                         [--score-thr T] [--data-root PATH] [--cfg-options k=v ...] [--launcher ...]
+
+Writes the submission JSON (global frame) and the devkit's metrics_summary.json and metrics_details.json to
+<work-dir>/eval/ and prints mAP, NDS, the TP errors and the per-class table. --out saves every prediction (LiDAR
+frame, with poses) as a pickle; --show-dir draws a bird's-eye view of each frame, predictions over ground truth.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--work-dir", help="default work_dirs/<config stem>")
+    parser.add_argument("--out", help="save all predictions to this .pkl")
+    parser.add_argument("--show-dir", help="write a BEV picture of every frame here")
+    parser.add_argument("--score-thr", type=float, default=0.0,
+                        help="leave out predictions below this score (submission, --out and pictures)")
+    parser.add_argument("--data-root", help="point every dataset, info file and evaluator of the config here")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none")
+    return parser.parse_args(argv)
+
+
+def setup(args):
+    from perception3d.engine import UserError, check_config, load_config, require_writable_dir
+
+    cfg = load_config(args.config, args.cfg_options, args.data_root, args.work_dir)
+    check_config(cfg, ["test_dataloader"])
+    require_writable_dir(cfg.work_dir)
+    if not Path(args.checkpoint).is_file():
+        raise UserError(f"checkpoint not found: {args.checkpoint}")
+    if args.out and not args.out.endswith((".pkl", ".pickle")):
+        raise UserError(f"--out must name a .pkl file, got {args.out}")
+    if args.show_dir:
+        require_writable_dir(args.show_dir, "--show-dir")
+    cfg.launcher = args.launcher
+    cfg.load_from = args.checkpoint
+    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    for evaluator in evaluators:
+        if evaluator.get("type") == "NuScenesMetric":
+            evaluator.setdefault("out_dir", str(Path(cfg.work_dir) / "eval"))
+            evaluator["score_thr"] = args.score_thr
+    dump = args.out or (str(Path(cfg.work_dir) / "results.pkl") if args.show_dir else None)
+    if dump:
+        evaluators.append(dict(type="DetectionDump", out_file=dump, score_thr=args.score_thr))
+    cfg.test_evaluator = evaluators
+    return cfg, dump
+
+
+def draw_frames(cfg, dump: str, show_dir: str) -> None:
+    """One BEV PNG per frame of the dump: the frame's points, its ground truth and the predictions."""
+    from mmengine.utils import ProgressBar
+
+    from perception3d.datasets.transforms.loading import LoadPoints, LoadSweeps
+    from perception3d.evaluation import load_detections
+    from perception3d.registry import DATASETS
+    from perception3d.visualization import draw_bev
+
+    detections = load_detections(dump)
+    dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, pipeline=[]))
+    index = {dataset.get_data_info(i)["token"]: i for i in range(len(dataset))}
+    load = [LoadPoints(), LoadSweeps(1)]
+    progress = ProgressBar(len(detections["frames"]))
+    for frame in detections["frames"]:
+        sample = dataset.make_sample(dataset.get_data_info(index[frame["token"]]))
+        for step in load:
+            sample = step(sample)
+        draw_bev(str(Path(show_dir) / f"{frame['token']}.png"), sample.points, frame["boxes"], frame["labels"],
+                 sample.gt_boxes, classes=detections["classes"], title=f"{frame['token']}: "
+                 f"{len(frame['boxes'])} predictions, {len(sample.gt_boxes)} ground-truth boxes")
+        progress.update()
+    print(f"\npictures in {show_dir}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from mmengine.model import is_model_wrapper
+    from mmengine.runner import Runner
+
+    from perception3d.engine import UserError, check_checkpoint
+
+    try:
+        cfg, dump = setup(args)
+        runner = Runner.from_cfg(cfg)
+        check_checkpoint(args.checkpoint, runner.model.module if is_model_wrapper(runner.model) else runner.model)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    metrics = runner.test()
+    eval_dir = next((e["out_dir"] for e in cfg.test_evaluator if e.get("type") == "NuScenesMetric"), None)
+    if eval_dir:
+        print(f"mAP {metrics.get('NuScenes/mAP', float('nan')):.4f}, NDS {metrics.get('NuScenes/NDS', float('nan')):.4f}; "
+              f"devkit metrics in {eval_dir}")
+    if dump:
+        print(f"predictions saved to {dump}")
+    if args.show_dir:
+        draw_frames(cfg, dump, args.show_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
