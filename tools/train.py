@@ -57,6 +57,9 @@ def setup(args):
         cfg.optim_wrapper.loss_scale = "dynamic"
     if not torch.cuda.is_available():
         cfg.env_cfg.dist_cfg = dict(cfg.env_cfg.get("dist_cfg", {}), backend="gloo")
+        if args.launcher != "none":  # mmengine would hand DDP a CUDA device id
+            cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
+                                         find_unused_parameters=False)
     for name in ("val_evaluator", "test_evaluator"):
         if isinstance(cfg.get(name), dict) and cfg[name].get("type") == "NuScenesMetric":
             cfg[name].setdefault("out_dir", str(Path(cfg.work_dir) / "eval"))
