@@ -50,7 +50,6 @@ def setup(args):
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
     for evaluator in evaluators:
         if evaluator.get("type") == "NuScenesMetric":
-            evaluator.setdefault("out_dir", str(Path(cfg.work_dir) / "eval"))
             evaluator["score_thr"] = args.score_thr
     dump = args.out or (str(Path(cfg.work_dir) / "results.pkl") if args.show_dir else None)
     if dump:

@@ -60,9 +60,6 @@ def setup(args):
         if args.launcher != "none":  # mmengine would hand DDP a CUDA device id
             cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False,
                                          find_unused_parameters=False)
-    for name in ("val_evaluator", "test_evaluator"):
-        if isinstance(cfg.get(name), dict) and cfg[name].get("type") == "NuScenesMetric":
-            cfg[name].setdefault("out_dir", str(Path(cfg.work_dir) / "eval"))
     if args.resume == "auto":
         cfg.load_from = find_resume_checkpoint(cfg.work_dir)
         cfg.resume = cfg.load_from is not None

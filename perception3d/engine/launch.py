@@ -25,7 +25,8 @@ class UserError(Exception):
 def load_config(path: str, cfg_options: Optional[dict] = None, data_root: Optional[str] = None,
                 work_dir: Optional[str] = None) -> Config:
     """Reads ``path``, merges ``--cfg-options`` (``data_root=...`` among them rewrites every data_root, as
-    ``--data-root`` does) and sets ``work_dir`` (default ``work_dirs/<config stem>``)."""
+    ``--data-root`` does), sets ``work_dir`` (default ``work_dirs/<config stem>``) and the devkit evaluators'
+    ``out_dir`` (default ``<work_dir>/eval``)."""
     if not Path(path).is_file():
         raise UserError(f"config file not found: {path}")
     try:
@@ -39,6 +40,11 @@ def load_config(path: str, cfg_options: Optional[dict] = None, data_root: Option
     if data_root is not None:
         set_data_root(cfg, str(data_root).rstrip("/") + "/")
     cfg.work_dir = work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(path).stem)
+    for name in ("val_evaluator", "test_evaluator"):  # the devkit's files go to <work-dir>/eval unless named
+        evaluators = cfg.get(name)
+        for evaluator in evaluators if isinstance(evaluators, list) else [evaluators]:
+            if isinstance(evaluator, dict) and evaluator.get("type") == "NuScenesMetric":
+                evaluator.setdefault("out_dir", str(Path(cfg.work_dir) / "eval"))
     return cfg
 
 

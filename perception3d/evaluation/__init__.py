@@ -1,6 +1,7 @@
 """Metrics over the official nuscenes-devkit, and the submission format they read."""
 from .detection_dump import DetectionDump, load_detections
 from .nuscenes_metric import NuScenesMetric
-from .submission import attribute_from_velocity, detection_records, lidar_to_global
+from .submission import attribute_from_velocity, detection_records, lidar_to_global, ranked_detections
 
-__all__ = ["DetectionDump", "load_detections", "NuScenesMetric", "attribute_from_velocity", "detection_records", "lidar_to_global"]
+__all__ = ["DetectionDump", "load_detections", "NuScenesMetric", "attribute_from_velocity", "detection_records",
+           "lidar_to_global", "ranked_detections"]

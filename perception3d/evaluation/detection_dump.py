@@ -10,6 +10,7 @@ from mmengine.evaluator import BaseMetric
 from ..datasets.classes import CLASSES
 from ..registry import METRICS
 from ..utils.io import atomic_write
+from .submission import ranked_detections
 
 
 def load_detections(path: str) -> Dict:
@@ -32,17 +33,13 @@ class DetectionDump(BaseMetric):
 
     def process(self, data_batch: dict, data_samples: Sequence) -> None:
         for meta, det in zip(data_batch["data_samples"], data_samples):
-            scores = det.scores.detach().cpu().numpy()
-            order = np.argsort(-scores, kind="stable")
-            order = order[scores[order] >= self.score_thr]
-            boxes = det.boxes.detach().cpu().numpy()[order]
             if not np.allclose(meta.aug_matrix, np.eye(4)):
                 raise ValueError("DetectionDump expects test-time frames (no augmentation); got an augmented one")
-            self.results.append({
-                "token": meta.token, "timestamp": meta.timestamp, "lidar2ego": np.asarray(meta.lidar2ego),
-                "ego2global": np.asarray(meta.ego2global), "boxes": boxes.astype(np.float32),
-                "scores": scores[order], "labels": det.labels.cpu().numpy()[order].astype(np.int64),
-                "voxels": det.voxels.cpu().numpy()[order]})
+            kept = ranked_detections(det, self.score_thr)
+            kept["boxes"] = kept["boxes"].astype(np.float32)
+            self.results.append({"token": meta.token, "timestamp": meta.timestamp,
+                                 "lidar2ego": np.asarray(meta.lidar2ego), "ego2global": np.asarray(meta.ego2global),
+                                 **kept})
 
     def compute_metrics(self, results: List) -> Dict[str, float]:
         atomic_write(self.out_file, pickle.dumps({"classes": self.classes, "frames": results},

@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 from ..datasets.classes import CLASSES
 from ..registry import METRICS
 from ..utils.io import atomic_write
-from .submission import SUBMISSION_META, detection_records, lidar_to_global
+from .submission import SUBMISSION_META, detection_records, lidar_to_global, ranked_detections
 
 MAX_BOXES_PER_SAMPLE = 500  # the devkit refuses submissions with more
 
@@ -55,13 +55,11 @@ class NuScenesMetric(BaseMetric):
     def process(self, data_batch: dict, data_samples: Sequence) -> None:
         """``data_samples``: the model's Detections, one per sample of ``data_batch["data_samples"]``."""
         for meta, det in zip(data_batch["data_samples"], data_samples):
-            scores = det.scores.detach().cpu().numpy()
-            order = np.argsort(-scores, kind="stable")
-            order = order[scores[order] >= self.score_thr][:MAX_BOXES_PER_SAMPLE]
-            boxes = lidar_to_global(det.boxes.detach().cpu().numpy()[order].astype(np.float64), meta.lidar2ego,
-                                    meta.ego2global, meta.aug_matrix)
-            self.results.append((meta.token, detection_records(meta.token, boxes, scores[order],
-                                                               det.labels.cpu().numpy()[order], self.classes)))
+            kept = ranked_detections(det, self.score_thr, MAX_BOXES_PER_SAMPLE)
+            boxes = lidar_to_global(kept["boxes"].astype(np.float64), meta.lidar2ego, meta.ego2global,
+                                    meta.aug_matrix)
+            self.results.append((meta.token, detection_records(meta.token, boxes, kept["scores"], kept["labels"],
+                                                               self.classes)))
 
     def nusc(self):
         """The devkit's tables, loaded once."""

@@ -1,11 +1,11 @@
 """Detections in a sample's LiDAR frame → nuScenes submission records in the global frame (devkit format)."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..structures import transform_boxes, yaw_to_quaternion
+from ..structures import boxes_to_devkit, transform_boxes
 
 SUBMISSION_META = {"use_camera": False, "use_lidar": True, "use_radar": False, "use_map": False,
                    "use_external": False}
@@ -28,6 +28,16 @@ def attribute_from_velocity(name: str, speed: float) -> str:
     return ""
 
 
+def ranked_detections(det, score_thr: float = 0.0, limit: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """A model's Detections as numpy arrays (``boxes``, ``scores``, ``labels``, ``voxels``), by falling score
+    (ties kept in order), those below ``score_thr`` left out, at most ``limit``."""
+    scores = det.scores.detach().cpu().numpy()
+    order = np.argsort(-scores, kind="stable")
+    order = order[scores[order] >= score_thr][:limit]
+    return {"boxes": det.boxes.detach().cpu().numpy()[order], "scores": scores[order],
+            "labels": det.labels.cpu().numpy()[order].astype(np.int64), "voxels": det.voxels.cpu().numpy()[order]}
+
+
 def lidar_to_global(boxes: np.ndarray, lidar2ego: np.ndarray, ego2global: np.ndarray,
                     aug_matrix: np.ndarray = None) -> np.ndarray:
     """(N, 9) boxes in a sample's (augmented) LiDAR frame → the global frame; ``aug_matrix`` (4, 4) is undone
@@ -41,16 +51,17 @@ def detection_records(token: str, boxes: np.ndarray, scores: np.ndarray, labels:
                       classes: Sequence[str]) -> List[Dict]:
     """Devkit detection records of one sample from global-frame (N, 9) boxes, (N,) scores and class indices."""
     records = []
-    for box, score, label in zip(np.asarray(boxes, dtype=np.float64), scores, labels):
+    for box, score, label in zip(boxes_to_devkit(boxes), scores, labels):
         name = classes[int(label)]
+        velocity = [float(v) for v in box.velocity[:2]]
         records.append({
             "sample_token": token,
-            "translation": box[0:3].tolist(),
-            "size": [box[4], box[3], box[5]],  # wlh
-            "rotation": list(yaw_to_quaternion(box[6]).elements),
-            "velocity": box[7:9].tolist(),
+            "translation": box.center.tolist(),
+            "size": box.wlh.tolist(),
+            "rotation": box.orientation.elements.tolist(),
+            "velocity": velocity,
             "detection_name": name,
             "detection_score": float(score),
-            "attribute_name": attribute_from_velocity(name, float(np.hypot(box[7], box[8]))),
+            "attribute_name": attribute_from_velocity(name, float(np.hypot(*velocity))),
         })
     return records
