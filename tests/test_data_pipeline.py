@@ -202,6 +202,18 @@ def test_object_sample_pastes_without_collisions_and_clears_the_space(synthetic_
     assert set(CLASSES[i] for i in sample.gt_labels[n_before:]) <= {"car", "pedestrian", "barrier"}
 
 
+def test_object_sample_keeps_no_point_older_than_the_frames_sweeps(synthetic_root):
+    """The GT database holds 10 sweeps of each object; a frame of 3 sweeps gets pasted objects of 3 sweeps."""
+    ds = NuScenesDataset(synthetic_root, "nuscenes_infos_train.pkl", pipeline=[LoadPoints(), LoadSweeps(3)])
+    sample = ds[10]
+    oldest, n_before = sample.points[:, 4].max(), len(sample.gt_boxes)
+    sample = ObjectSample({"car": 6, "pedestrian": 6}, seed=0)(sample)
+    assert len(sample.gt_boxes) > n_before
+    assert sample.points[:, 4].max() == oldest
+    inside = points_in_boxes_mask(sample.points, sample.gt_boxes[n_before:]).any(axis=1)
+    assert len(np.unique(sample.points[inside, 4])) > 1  # the pasted objects kept their recent sweeps
+
+
 def test_dataset_packs_training_samples(synthetic_root):
     ds = NuScenesDataset(synthetic_root, "nuscenes_infos_train.pkl", pipeline=train_pipeline(0) + [Pack()])
     assert len(ds) == 80

@@ -32,7 +32,7 @@ def real_frame_batch(rng):
     known = [i for i, n in enumerate(FRAME["names"]) if n in CLASSES]
     boxes = torch.tensor(FRAME["boxes"], dtype=torch.float32)[known]
     labels = torch.tensor([CLASSES.index(FRAME["names"][i]) for i in known])
-    targets = SampleTargets(FRAME["sample_token"], 0, boxes, labels, np.array(FRAME["lidar2ego"]),
+    targets = SampleTargets(FRAME["sample_token"], "scene of the real frame", 0, boxes, labels, np.array(FRAME["lidar2ego"]),
                             np.array(FRAME["ego2global"]), np.eye(4))
     return {"inputs": {"points": [nuscenes_size_frame(rng)]}, "data_samples": [targets]}
 
@@ -59,8 +59,7 @@ def test_full_config_runs_a_nuscenes_size_frame_on_cpu_for_loss_and_eval_mode_pr
 def test_tiny_config_backward_reaches_every_parameter(synthetic_root):
     torch.manual_seed(0)
     cfg, model = build_model("voxelnext_tiny_synthetic.py")
-    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, dataset=dict(
-        cfg.train_dataloader.dataset.dataset, data_root=synthetic_root)))
+    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=synthetic_root))
     batch = pseudo_collate([dataset[0], dataset[len(dataset) // 2]])
     data = model.data_preprocessor(batch, True)
     assert len(data["inputs"]["voxels"].coords) <= 2 * 30_000
@@ -147,29 +146,37 @@ def test_tiny_config_overfits_a_synthetic_frame_and_decodes_every_box_in_both_mo
         (det,) = model(**data, mode="predict")
         iou = bev_iou(sample.gt_boxes, det.boxes) * (sample.gt_labels[:, None] == det.labels[None])
         best = iou.max(dim=1).values if len(det.boxes) else torch.zeros(len(sample.gt_boxes))
-        # VoxelNeXt cannot return two boxes from one voxel: only a few boxes of a crowd may be out of reach
-        assert can[mode].float().mean() > 0.9, (mode, int((~can[mode]).sum()))
+        # VoxelNeXt cannot return two boxes from one voxel: only a few boxes of a crowd may be out of reach (at the
+        # tiny config's 1.6 m cells about 10 % of this frame's: pedestrians standing a metre apart)
+        assert can[mode].float().mean() > 0.85, (mode, int((~can[mode]).sum()))
         missed = [(CLASSES[int(c)], round(float(b), 2)) for c, b, ok in zip(sample.gt_labels, best, can[mode])
                   if ok and b <= 0.5]
         assert not missed, (mode, missed)
 
 
-def test_one_cycle_schedule_follows_the_recipe():
-    """lr 1e-4 → 1e-3 at 40 % of training → 1e-8; Adam's beta1 0.95 → 0.85 → 0.95, as OpenPCDet's adam_onecycle."""
+@pytest.mark.parametrize("epochs", [None, 3])
+def test_one_cycle_schedule_follows_the_recipe(epochs):
+    """lr 1e-4 → 1e-3 at 40 % of training → 1e-8; Adam's beta1 0.95 → 0.85 → 0.95, as OpenPCDet's adam_onecycle;
+    the same shape over 3 epochs with tools/train.py --epochs 3."""
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import PARAM_SCHEDULERS
 
+    from perception3d.engine import set_epochs
+
     cfg, _ = build_model("voxelnext_voxel0075_nus.py")
+    if epochs:
+        set_epochs(cfg, epochs)
+        assert cfg.train_cfg.max_epochs == cfg.train_cfg.val_interval == epochs
     wrapper = build_optim_wrapper(torch.nn.Linear(2, 2), cfg.optim_wrapper)
     assert wrapper.clip_grad_kwargs == {"max_norm": 10, "norm_type": 2}
-    epoch_length = 10
+    epoch_length = 50 if epochs else 10  # iterations enough for the cosine to reach its ends within 1e-4
     schedulers = []
     for spec in cfg.param_scheduler:  # as mmengine's Runner converts epoch-based schedulers to iterations
         args = {k: v for k, v in spec.items() if k not in ("type", "by_epoch", "convert_to_iter_based")}
         kind = PARAM_SCHEDULERS.get(spec["type"])
         schedulers.append(kind.build_iter_from_epoch(wrapper.optimizer, epoch_length=epoch_length, **args))
     lr, beta1 = [], []
-    for _ in range(cfg.max_epochs * epoch_length):
+    for _ in range(cfg.train_cfg.max_epochs * epoch_length):
         group = wrapper.optimizer.param_groups[0]
         lr.append(group["lr"])
         beta1.append(group["betas"][0])

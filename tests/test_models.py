@@ -152,6 +152,9 @@ def test_head_loss_reaches_every_parameter_and_predicts_on_cpu_in_eval_mode(deco
         assert det.boxes.shape[1] == 9 and len(det.boxes) == len(det.scores) == len(det.labels) > 0
         assert (det.scores > 0.1).all() and det.labels.max() < 10
         assert det.voxels.shape == (len(det.boxes), 2) and set(map(tuple, det.voxels.tolist())) <= occupied[b]
+        # the cell's centre in metres: 0.1 m voxels × stride 8 = 0.8 m cells from the range's corner (-24, -24)
+        expected_xy = (det.voxels.flip(1).double() + 0.5) * 0.8 - 24
+        torch.testing.assert_close(det.voxel_xy.double(), expected_xy, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("decode", ["nms", "local_max"])

@@ -26,7 +26,7 @@ def ground_truth_as_detections(root, augment):
         item = dataset[i]
         meta = item["data_samples"]
         det = Detections(meta.gt_boxes, torch.linspace(0.9, 0.5, len(meta.gt_boxes)), meta.gt_labels,
-                         torch.zeros((len(meta.gt_boxes), 2), dtype=torch.int64))
+                         torch.zeros((len(meta.gt_boxes), 2), dtype=torch.int64), meta.gt_boxes[:, :2])
         batches.append(({"data_samples": [meta]}, [det]))
     return batches
 

@@ -1,11 +1,14 @@
 """Test a trained detector on its config's test split and score it with the official nuscenes-devkit.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR [--show-score-thr T]]
                          [--score-thr T] [--data-root PATH] [--cfg-options k=v ...] [--launcher ...]
+                         [--task det|track [--max-age N] [--matcher greedy|hungarian] [--voxel-association]]
 
 Writes the submission JSON (global frame) and the devkit's metrics_summary.json and metrics_details.json to
 <work-dir>/eval/ and prints mAP, NDS, the TP errors and the per-class table. --out saves every prediction (LiDAR
 frame, with poses) as a pickle; --show-dir draws a bird's-eye view of each frame, predictions over ground truth.
+--task track then tracks the objects of each scene (the config's ``tracker`` settings, overridden by the flags)
+and scores the tracks with the devkit's TrackingEval: submission and metrics_summary.json in <work-dir>/track_eval/.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from track import add_tracker_args, run_tracking, tracker_from_args  # noqa: E402  (tools/track.py)
 
 
 def parse_args(argv=None):
@@ -27,9 +31,14 @@ def parse_args(argv=None):
     parser.add_argument("--show-dir", help="write a BEV picture of every frame here")
     parser.add_argument("--score-thr", type=float, default=0.0,
                         help="leave out predictions below this score (submission, --out and pictures)")
+    parser.add_argument("--show-score-thr", type=float, default=0.3,
+                        help="draw predictions from this score up in the --show-dir pictures (default 0.3)")
     parser.add_argument("--data-root", help="point every dataset, info file and evaluator of the config here")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none")
+    parser.add_argument("--task", choices=["det", "track"], default="det",
+                        help="det: detection metrics; track: also track and score the tracks")
+    add_tracker_args(parser)
     return parser.parse_args(argv)
 
 
@@ -51,15 +60,16 @@ def setup(args):
     for evaluator in evaluators:
         if evaluator.get("type") == "NuScenesMetric":
             evaluator["score_thr"] = args.score_thr
-    dump = args.out or (str(Path(cfg.work_dir) / "results.pkl") if args.show_dir else None)
+    dump = args.out or (str(Path(cfg.work_dir) / "results.pkl") if args.show_dir or args.task == "track" else None)
     if dump:
         evaluators.append(dict(type="DetectionDump", out_file=dump, score_thr=args.score_thr))
     cfg.test_evaluator = evaluators
     return cfg, dump
 
 
-def draw_frames(cfg, dump: str, show_dir: str) -> None:
-    """One BEV PNG per frame of the dump: the frame's points, its ground truth and the predictions."""
+def draw_frames(cfg, dump: str, show_dir: str, score_thr: float) -> None:
+    """One BEV PNG per frame of the dump: the frame's points, its ground truth and the predictions scored at least
+    ``score_thr``."""
     from mmengine.utils import ProgressBar
 
     from perception3d.datasets.transforms.loading import LoadPoints, LoadSweeps
@@ -76,9 +86,10 @@ def draw_frames(cfg, dump: str, show_dir: str) -> None:
         sample = dataset.make_sample(dataset.get_data_info(index[frame["token"]]))
         for step in load:
             sample = step(sample)
-        draw_bev(str(Path(show_dir) / f"{frame['token']}.png"), sample.points, frame["boxes"], frame["labels"],
-                 sample.gt_boxes, classes=detections["classes"], title=f"{frame['token']}: "
-                 f"{len(frame['boxes'])} predictions, {len(sample.gt_boxes)} ground-truth boxes")
+        shown = frame["scores"] >= score_thr
+        draw_bev(str(Path(show_dir) / f"{frame['token']}.png"), sample.points, frame["boxes"][shown],
+                 frame["labels"][shown], sample.gt_boxes, classes=detections["classes"], title=f"{frame['token']}: "
+                 f"{int(shown.sum())} predictions ≥ {score_thr:g}, {len(sample.gt_boxes)} ground-truth boxes")
         progress.update()
     print(f"\npictures in {show_dir}")
 
@@ -92,6 +103,10 @@ def main(argv=None) -> int:
 
     try:
         cfg, dump = setup(args)
+        try:
+            tracker = tracker_from_args(args, cfg.get("tracker")) if args.task == "track" else None
+        except ValueError as e:
+            raise UserError(f"tracker settings: {e}") from e
         runner = Runner.from_cfg(cfg)
         check_checkpoint(args.checkpoint, runner.model.module if is_model_wrapper(runner.model) else runner.model)
     except UserError as e:
@@ -104,8 +119,10 @@ def main(argv=None) -> int:
               f"devkit metrics in {eval_dir}")
     if dump:
         print(f"predictions saved to {dump}")
+    if tracker is not None:
+        run_tracking(dump, cfg.test_dataloader.dataset.data_root, str(Path(cfg.work_dir) / "track_eval"), tracker)
     if args.show_dir:
-        draw_frames(cfg, dump, args.show_dir)
+        draw_frames(cfg, dump, args.show_dir, args.show_score_thr)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Train a detector from an mmengine config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--data-root PATH]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--epochs N] [--amp] [--data-root PATH]
                           [--cfg-options k=v ...] [--launcher none|pytorch|slurm] [--seed N] [--deterministic]
 
 Logs, checkpoints (one per epoch, written atomically, and the best by NDS) and tensorboard events go to
@@ -26,6 +26,7 @@ def parse_args(argv=None):
     parser.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config stem>)")
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                         help="continue training: from the work dir's last checkpoint, or from CKPT")
+    parser.add_argument("--epochs", type=int, help="train this many epochs, the schedule rescaled to fit")
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     parser.add_argument("--data-root", help="point every dataset, info file and evaluator of the config here")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
@@ -42,9 +43,11 @@ def setup(args):
     import torch
 
     from perception3d.engine import (UserError, check_config, find_resume_checkpoint, load_config,
-                                     require_writable_dir)
+                                     require_writable_dir, set_epochs)
 
     cfg = load_config(args.config, args.cfg_options, args.data_root, args.work_dir)
+    if args.epochs is not None:
+        set_epochs(cfg, args.epochs)
     check_config(cfg, ["train_dataloader"] + (["val_dataloader"] if cfg.get("val_cfg") else []))
     require_writable_dir(cfg.work_dir)
     cfg.launcher = args.launcher

@@ -140,3 +140,25 @@ def check_checkpoint(path: str, model: torch.nn.Module) -> dict:
                          f"file, {tuple(expected[wrong[0]].shape)} in the model)")
         raise UserError(f"{path} holds the weights of another model: {'; '.join(parts)}")
     return checkpoint
+
+
+def set_epochs(cfg: Config, epochs: int) -> None:
+    """Trains ``epochs`` epochs with the config's schedule stretched or squeezed to fit (as OpenPCDet's
+    ``--epochs`` does with its one-cycle): every epoch-based scheduler's begin, end and T_max scale by
+    epochs / max_epochs, and a validation interval equal to max_epochs follows it."""
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    old = cfg.train_cfg.get("max_epochs")
+    if old is None:
+        raise UserError("--epochs needs an epoch-based train_cfg (max_epochs)")
+    factor = epochs / old
+    schedulers = cfg.get("param_scheduler") or []
+    for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+        if not scheduler.get("by_epoch", True):
+            raise UserError(f"--epochs cannot rescale the iteration-based scheduler {scheduler.get('type')}")
+        for key in ("begin", "end", "T_max"):
+            if key in scheduler:
+                scheduler[key] = scheduler[key] * factor
+    if cfg.train_cfg.get("val_interval") == old:
+        cfg.train_cfg.val_interval = epochs
+    cfg.train_cfg.max_epochs = epochs

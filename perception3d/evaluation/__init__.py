@@ -1,7 +1,8 @@
 """Metrics over the official nuscenes-devkit, and the submission format they read."""
 from .detection_dump import DetectionDump, load_detections
 from .nuscenes_metric import NuScenesMetric
+from .nuscenes_tracking import evaluate_tracking, tracking_records
 from .submission import attribute_from_velocity, detection_records, lidar_to_global, ranked_detections
 
 __all__ = ["DetectionDump", "load_detections", "NuScenesMetric", "attribute_from_velocity", "detection_records",
-           "lidar_to_global", "ranked_detections"]
+           "evaluate_tracking", "lidar_to_global", "ranked_detections", "tracking_records"]

@@ -22,9 +22,9 @@ def load_detections(path: str) -> Dict:
 @METRICS.register_module()
 class DetectionDump(BaseMetric):
     """Writes ``{"classes": [...], "frames": [frame, ...]}`` to ``out_file`` (pickle, atomically); a frame is
-    ``{"token", "timestamp", "lidar2ego" (4, 4), "ego2global" (4, 4), "boxes" float32 (N, 9) in the LiDAR frame,
-    "scores" (N,), "labels" int64 (N,), "voxels" int (N, 2)}``, boxes above ``score_thr`` by falling score.
-    Returns no metric."""
+    ``{"token", "scene_token", "timestamp" (µs), "lidar2ego" (4, 4), "ego2global" (4, 4), "boxes" float32 (N, 9)
+    in the LiDAR frame, "scores" (N,), "labels" int64 (N,), "voxel_xy" (N, 2): the centre of the BEV voxel each box
+    was decoded from, LiDAR frame (m)}``, boxes above ``score_thr`` by falling score. Returns no metric."""
 
     def __init__(self, out_file: str, classes: Sequence[str] = CLASSES, score_thr: float = 0.0,
                  collect_device: str = "cpu", prefix: Optional[str] = None):
@@ -37,7 +37,7 @@ class DetectionDump(BaseMetric):
                 raise ValueError("DetectionDump expects test-time frames (no augmentation); got an augmented one")
             kept = ranked_detections(det, self.score_thr)
             kept["boxes"] = kept["boxes"].astype(np.float32)
-            self.results.append({"token": meta.token, "timestamp": meta.timestamp,
+            self.results.append({"token": meta.token, "scene_token": meta.scene_token, "timestamp": meta.timestamp,
                                  "lidar2ego": np.asarray(meta.lidar2ego), "ego2global": np.asarray(meta.ego2global),
                                  **kept})
 

@@ -14,6 +14,7 @@ from mmengine.logging import print_log
 from ..datasets.classes import CLASSES
 from ..registry import METRICS
 from ..utils.io import atomic_write
+from .splits import resolve_split, split_sample_tokens
 from .submission import SUBMISSION_META, detection_records, lidar_to_global, ranked_detections
 
 MAX_BOXES_PER_SAMPLE = 500  # the devkit refuses submissions with more
@@ -44,10 +45,7 @@ class NuScenesMetric(BaseMetric):
                  prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.data_root = str(data_root)
-        if version is None:
-            version = "v1.0-trainval" if (Path(data_root) / "v1.0-trainval").is_dir() else "v1.0-mini"
-        self.version = version
-        self.eval_set = eval_set or {"v1.0-trainval": "val", "v1.0-mini": "mini_val"}.get(version, "val")
+        self.version, self.eval_set = resolve_split(self.data_root, version, eval_set)
         self.classes, self.eval_config = tuple(classes), eval_config
         self.out_dir, self.score_thr = out_dir, score_thr
         self._nusc = None
@@ -69,14 +67,6 @@ class NuScenesMetric(BaseMetric):
             self._nusc = NuScenes(self.version, dataroot=self.data_root, verbose=False)
         return self._nusc
 
-    def _split_tokens(self) -> set:
-        """Sample tokens of the scenes of ``eval_set``."""
-        from nuscenes.utils.splits import create_splits_scenes
-
-        nusc = self.nusc()
-        scenes = set(create_splits_scenes()[self.eval_set])
-        return {s["token"] for s in nusc.sample if nusc.get("scene", s["scene_token"])["name"] in scenes}
-
     def compute_metrics(self, results: List) -> Dict[str, float]:
         from nuscenes.eval.common.config import config_factory
         from nuscenes.eval.detection.evaluate import DetectionEval
@@ -84,7 +74,7 @@ class NuScenesMetric(BaseMetric):
         out_dir = Path(self.out_dir or tempfile.mkdtemp(prefix="p3d-eval-"))
         out_dir.mkdir(parents=True, exist_ok=True)
         predicted = {token: records for token, records in results}
-        split = self._split_tokens()
+        split = split_sample_tokens(self.nusc(), self.eval_set)
         if set(predicted) - split:
             raise ValueError(f"predictions for {len(set(predicted) - split)} samples outside {self.eval_set} of "
                              f"{self.version} under {self.data_root}: is the evaluator's eval_set the dataset's?")

@@ -29,13 +29,13 @@ def attribute_from_velocity(name: str, speed: float) -> str:
 
 
 def ranked_detections(det, score_thr: float = 0.0, limit: Optional[int] = None) -> Dict[str, np.ndarray]:
-    """A model's Detections as numpy arrays (``boxes``, ``scores``, ``labels``, ``voxels``), by falling score
+    """A model's Detections as numpy arrays (``boxes``, ``scores``, ``labels``, ``voxel_xy``), by falling score
     (ties kept in order), those below ``score_thr`` left out, at most ``limit``."""
     scores = det.scores.detach().cpu().numpy()
     order = np.argsort(-scores, kind="stable")
     order = order[scores[order] >= score_thr][:limit]
     return {"boxes": det.boxes.detach().cpu().numpy()[order], "scores": scores[order],
-            "labels": det.labels.cpu().numpy()[order].astype(np.int64), "voxels": det.voxels.cpu().numpy()[order]}
+            "labels": det.labels.cpu().numpy()[order].astype(np.int64), "voxel_xy": det.voxel_xy.detach().cpu().numpy()[order]}
 
 
 def lidar_to_global(boxes: np.ndarray, lidar2ego: np.ndarray, ego2global: np.ndarray,

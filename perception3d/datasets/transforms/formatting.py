@@ -78,7 +78,8 @@ class SampleTargets:
     """What the model receives beside the points: ground truth and the frame's metadata."""
 
     token: str
-    timestamp: int
+    scene_token: str
+    timestamp: int  # µs
     gt_boxes: torch.Tensor  # float32 (M, 9), augmented LiDAR frame
     gt_labels: torch.Tensor  # int64 (M,)
     lidar2ego: np.ndarray  # (4, 4)
@@ -93,7 +94,7 @@ class Pack:
     def __call__(self, sample: LidarSample) -> dict:
         info = sample.info
         targets = SampleTargets(
-            token=info["token"], timestamp=info["timestamp"],
+            token=info["token"], scene_token=info["scene_token"], timestamp=info["timestamp"],
             gt_boxes=torch.from_numpy(np.ascontiguousarray(sample.gt_boxes, dtype=np.float32)),
             gt_labels=torch.from_numpy(np.ascontiguousarray(sample.gt_labels, dtype=np.int64)),
             lidar2ego=info["lidar2ego"], ego2global=info["ego2global"], aug_matrix=sample.aug_matrix)

@@ -20,7 +20,9 @@ class ObjectSample(RandomTransform):
     Candidates overlapping (in BEV) a box of the frame or an already accepted candidate are dropped;
     the frame's points inside the accepted boxes are removed before the objects' points are added.
     With ``limit_whole_scene`` the count per class is a target that the frame's own boxes count toward.
-    Objects with fewer than ``min_points`` points (per class, default 5) are never drawn.
+    Objects with fewer than ``min_points`` points (per class, default 5) are never drawn. A pasted object keeps
+    only its points no older (time lag, column 4) than the frame's oldest point, so a database built from 10
+    sweeps serves a config that loads fewer.
     """
 
     def __init__(self, sample_groups: Dict[str, int], min_points: Optional[Dict[str, int]] = None,
@@ -50,6 +52,8 @@ class ObjectSample(RandomTransform):
         pools, db_points = self._database(sample.data_root)
         boxes, labels = sample.gt_boxes, sample.gt_labels
         new_boxes, new_labels, new_points = [], [], []
+        has_lag = sample.points.shape[1] > 4 and db_points.shape[1] > 4 and len(sample.points)
+        oldest = float(sample.points[:, 4].max()) if has_lag else np.inf
         for name, count in self.sample_groups.items():
             label = self.classes.index(name)
             want = count - int((labels == label).sum()) if self.limit_whole_scene else count
@@ -68,7 +72,7 @@ class ObjectSample(RandomTransform):
                 rec = pool[picks[i]]
                 pts = np.array(db_points[rec["offset"]: rec["offset"] + rec["num_points"]])
                 pts[:, :3] += cand[i, :3]
-                new_points.append(pts)
+                new_points.append(pts[pts[:, 4] <= oldest] if has_lag else pts)
             new_boxes.append(cand[free])
             new_labels.append(np.full(int(free.sum()), label, dtype=np.int64))
         if not new_points:

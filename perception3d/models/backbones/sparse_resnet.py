@@ -36,24 +36,26 @@ def height_compression(x: spconv.SparseConvTensor) -> spconv.SparseConvTensor:
 class VoxelNeXtBackbone(nn.Module):
     """Sparse ResNet of VoxelNeXt: (M, C_in) voxels on a (z, y, x) grid → sparse BEV features at stride 8.
 
-    conv_input SubMConv3d 3³ (C_in → channels[0]); stage 1: two SparseBasicBlocks; stages 2–6: SparseConv3d
-    k3 s2 p1 then two blocks; stages 5, 6 joined to stage 4; height compression (sum); SparseConv2d 3×3 and
-    SubMConv2d 3×3 to ``out_channels``. BN (eps 1e-3, momentum 0.01) + ReLU after every conv.
+    conv_input SubMConv3d 3³ (C_in → channels[0]); stage 1: ``blocks[0]`` SparseBasicBlocks (VoxelNeXt: 2);
+    stages 2–6: SparseConv3d k3 s2 p1 then ``blocks[s]`` blocks; stages 5, 6 joined to stage 4; height
+    compression (sum); SparseConv2d 3×3 and SubMConv2d 3×3 to ``out_channels``. BN (eps 1e-3, momentum 0.01) +
+    ReLU after every conv.
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int] = (16, 32, 64, 128, 128, 128),
-                 out_channels: int = 128):
+                 out_channels: int = 128, blocks: Sequence[int] = (2, 2, 2, 2, 2, 2)):
         super().__init__()
         if len(channels) != 6 or channels[3] != channels[4] or channels[4] != channels[5]:
             raise ValueError(f"channels must be 6 stage widths with stages 4, 5, 6 equal (they are joined), "
                              f"got {list(channels)}")
+        if len(blocks) != 6 or min(blocks) < 0:
+            raise ValueError(f"blocks must be 6 counts >= 0 of SparseBasicBlocks per stage, got {list(blocks)}")
         self.conv_input = subm_block(in_channels, channels[0], "subm1")
-        stages = [spconv.SparseSequential(SparseBasicBlock(channels[0], "res1"), SparseBasicBlock(channels[0], "res1"))]
+        stages = [spconv.SparseSequential(*[SparseBasicBlock(channels[0], "res1") for _ in range(blocks[0])])]
         for s in range(1, 6):
             key = f"res{s + 1}"
             stages.append(spconv.SparseSequential(down_block(channels[s - 1], channels[s], f"spconv{s + 1}"),
-                                                  SparseBasicBlock(channels[s], key),
-                                                  SparseBasicBlock(channels[s], key)))
+                                                  *[SparseBasicBlock(channels[s], key) for _ in range(blocks[s])]))
         self.stages = nn.ModuleList(stages)
         self.conv_out = down_block(channels[3], out_channels, "spconv_bev", dims=2, stride=1)
         self.shared_conv = subm_block(out_channels, out_channels, "subm_bev", dims=2)

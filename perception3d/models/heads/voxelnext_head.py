@@ -23,12 +23,14 @@ BRANCHES = (("center", 2), ("center_z", 1), ("dim", 3), ("rot", 2), ("vel", 2))
 @dataclass
 class Detections:
     """Boxes of one sample: ``boxes`` float (N, 9) in our convention, ``scores`` (N,), ``labels`` int64 (N,),
-    ``voxels`` int (N, 2): the (y, x) BEV cell at the head's stride each box was decoded from."""
+    ``voxels`` int (N, 2): the (y, x) BEV cell at the head's stride each box was decoded from, ``voxel_xy``
+    float (N, 2): that cell's centre (x, y) in the same frame as the boxes (m), which tracking associates."""
 
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
     voxels: torch.Tensor
+    voxel_xy: torch.Tensor
 
 
 class SparseBranches(nn.Module):
@@ -75,7 +77,7 @@ class VoxelNeXtHead(nn.Module):
                  stride: int = 8, class_groups: Sequence[Sequence[str]] = NUSCENES_GROUPS,
                  classes: Sequence[str] = CLASSES, head_kernel: int = 3, min_overlap: float = 0.1,
                  min_radius: int = 2, loc_weight: float = 0.25,
-                 code_weights: Sequence[float] = (1, 1, 1, 1, 1, 1, 0.2, 0.2, 1, 1),
+                 code_weights: Sequence[float] = (1, 1, 1, 1, 1, 1, 1, 1, 0.2, 0.2),
                  decode: str = "nms", max_objects: int = 500, score_thresh: float = 0.1, nms_iou: float = 0.2,
                  nms_pre_max: int = 1000, nms_post_max: int = 83, local_max_kernels: Sequence[int] = (3,) * 6):
         super().__init__()
@@ -159,4 +161,7 @@ class VoxelNeXtHead(nn.Module):
             kept = nms_bev(boxes, scores, self.nms_iou, self.nms_pre_max, self.nms_post_max)
             boxes, scores, channel, voxel = boxes[kept], scores[kept], channel[kept], voxel[kept]
         labels = torch.tensor(group, device=boxes.device)[channel]
-        return boxes, scores, labels, indices[voxel][:, 1:]
+        cells = indices[voxel][:, 1:]
+        centres = torch.stack([(cells[:, 1] + 0.5) * self.cell[0] + self.origin[0],
+                               (cells[:, 0] + 0.5) * self.cell[1] + self.origin[1]], 1).to(boxes.dtype)
+        return boxes, scores, labels, cells, centres

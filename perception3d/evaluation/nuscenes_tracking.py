@@ -1,0 +1,66 @@
+"""Tracks → the devkit's tracking submission, scored by ``nuscenes.eval.tracking.evaluate.TrackingEval``."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+from mmengine.logging import print_log
+
+from ..structures import boxes_to_devkit
+from ..utils.io import atomic_write
+from .splits import resolve_split, split_sample_tokens
+from .submission import SUBMISSION_META
+
+MAX_BOXES_PER_SAMPLE = 500  # the devkit refuses submissions with more
+
+
+def tracking_records(token: str, boxes: np.ndarray, scores: np.ndarray, names: Iterable[str],
+                     ids: Iterable[int], scene_token: str = "") -> List[Dict]:
+    """Devkit tracking records of one sample from global-frame (T, 9) boxes, scores, tracking class names and
+    track ids (made unique over scenes by prefixing ``scene_token``)."""
+    records = []
+    for box, score, name, track_id in zip(boxes_to_devkit(np.asarray(boxes).reshape(-1, 9)), scores, names, ids):
+        records.append({
+            "sample_token": token,
+            "translation": box.center.tolist(),
+            "size": box.wlh.tolist(),
+            "rotation": box.orientation.elements.tolist(),
+            "velocity": [float(v) for v in box.velocity[:2]],
+            "tracking_id": f"{scene_token}_{int(track_id)}",
+            "tracking_name": name,
+            "tracking_score": float(score),
+        })
+    return records
+
+
+def evaluate_tracking(results: Dict[str, List[Dict]], data_root: str, out_dir: str, version: Optional[str] = None,
+                      eval_set: Optional[str] = None, verbose: bool = True) -> Dict:
+    """Writes ``out_dir/results_nusc_tracking.json`` (every sample of the split; samples without tracks get
+    none, with a warning) and scores it with the devkit's TrackingEval (tracking_nips_2019), which leaves
+    ``metrics_summary.json`` and ``metrics_details.json`` in ``out_dir`` → the summary dict (amota, amotp, mota,
+    ids, … and ``label_metrics`` per class)."""
+    from nuscenes import NuScenes
+    from nuscenes.eval.common.config import config_factory
+    from nuscenes.eval.tracking.evaluate import TrackingEval
+
+    version, eval_set = resolve_split(data_root, version, eval_set)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    split = split_sample_tokens(NuScenes(version, dataroot=str(data_root), verbose=False), eval_set)
+    if set(results) - split:
+        raise ValueError(f"tracks for {len(set(results) - split)} samples outside {eval_set} of {version} under "
+                         f"{data_root}")
+    if len(results) < len(split):
+        print_log(f"tracks cover {len(results)} of the {len(split)} samples of {eval_set}; the devkit counts the "
+                  f"objects of the others as missed", logger="current", level=logging.WARNING)
+    submission = {"meta": SUBMISSION_META,
+                  "results": {t: sorted(results.get(t, []), key=lambda r: -r["tracking_score"])[:MAX_BOXES_PER_SAMPLE]
+                              for t in sorted(split)}}
+    path = out / "results_nusc_tracking.json"
+    atomic_write(path, json.dumps(submission).encode())
+    evaluator = TrackingEval(config_factory("tracking_nips_2019"), str(path), eval_set, str(out), version,
+                             str(data_root), verbose=verbose)
+    return evaluator.main(render_curves=False)
