@@ -20,7 +20,7 @@ def test_two_process_gloo_training_splits_the_data_and_the_loss_falls(synthetic_
     out = subprocess.run(
         ["bash", str(ROOT / "tools" / "dist_train.sh"), str(config), "2", "--data-root", synthetic_root,
          "--work-dir", str(tmp_path / "work"), "--seed", "0", "--cfg-options", "train_cfg.max_epochs=1",
-         "train_dataloader.dataset.indices=4", "train_dataloader.num_workers=1", "val_cfg=None",
+         "train_dataloader.dataset.indices=32", "train_dataloader.num_workers=1", "val_cfg=None",
          "val_dataloader=None", "val_evaluator=None", "default_hooks.logger.interval=1",
          "default_hooks.checkpoint.save_best=None"], env=env, capture_output=True, text=True, timeout=900)
     log = out.stdout + out.stderr

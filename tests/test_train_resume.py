@@ -18,7 +18,7 @@ def train(root, work_dir, *extra, kill_at=None):
     iteration is logged. Returns the output."""
     cmd = [sys.executable, str(ROOT / "tools" / "train.py"), TINY, "--data-root", root, "--work-dir", str(work_dir),
            "--seed", "3", "--deterministic", "--cfg-options", "train_cfg.max_epochs=2", "train_cfg.val_interval=2",
-           "train_dataloader.dataset.indices=2", "val_dataloader.dataset.indices=2",
+           "train_dataloader.dataset.indices=8", "val_dataloader.dataset.indices=2",
            "default_hooks.logger.interval=1", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
     lines = []

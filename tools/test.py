@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from track import add_tracker_args, run_tracking, tracker_from_args  # noqa: E402  (tools/track.py)
 
 

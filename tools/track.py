@@ -1,7 +1,7 @@
 """Track the objects of a saved detection run and score the tracks with the official nuscenes-devkit.
 
     python tools/track.py RESULTS.pkl [--data-root data/synthetic] [--work-dir DIR] [--max-age N]
-                          [--matcher hungarian|greedy] [--voxel-association] [--birth-score S]
+                          [--matcher greedy|hungarian] [--voxel-association] [--birth-score S]
 
 RESULTS.pkl is what `tools/test.py CONFIG CHECKPOINT --out RESULTS.pkl` saves (or `--task track` runs both). The
 tracker runs over each scene in time order; the tracking submission JSON and the devkit's metrics_summary.json
@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def add_tracker_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-age", type=int, default=None, help="frames a track coasts unseen (default 20)")
+    parser.add_argument("--max-age", type=int, default=None, help="frames a track coasts unseen (default 3)")
     parser.add_argument("--matcher", choices=["greedy", "hungarian"], default=None,
-                        help="hungarian (default) or greedy by falling score (CenterPoint's)")
+                        help="greedy by falling score (CenterPoint's, default) or hungarian")
     parser.add_argument("--voxel-association", action="store_true", default=None,
                         help="also match query voxels (VoxelNeXt's association)")
     parser.add_argument("--birth-score", type=float, default=None, help="least score that starts a track")
