@@ -9,31 +9,19 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 from mmengine.logging import print_log
 
-from ..structures import boxes_to_devkit
 from ..utils.io import atomic_write
+from .nuscenes_metric import MAX_BOXES_PER_SAMPLE
 from .splits import resolve_split, split_sample_tokens
-from .submission import SUBMISSION_META
-
-MAX_BOXES_PER_SAMPLE = 500  # the devkit refuses submissions with more
+from .submission import SUBMISSION_META, box_records
 
 
 def tracking_records(token: str, boxes: np.ndarray, scores: np.ndarray, names: Iterable[str],
                      ids: Iterable[int], scene_token: str = "") -> List[Dict]:
     """Devkit tracking records of one sample from global-frame (T, 9) boxes, scores, tracking class names and
     track ids (made unique over scenes by prefixing ``scene_token``)."""
-    records = []
-    for box, score, name, track_id in zip(boxes_to_devkit(np.asarray(boxes).reshape(-1, 9)), scores, names, ids):
-        records.append({
-            "sample_token": token,
-            "translation": box.center.tolist(),
-            "size": box.wlh.tolist(),
-            "rotation": box.orientation.elements.tolist(),
-            "velocity": [float(v) for v in box.velocity[:2]],
-            "tracking_id": f"{scene_token}_{int(track_id)}",
-            "tracking_name": name,
-            "tracking_score": float(score),
-        })
-    return records
+    return [{**record, "tracking_id": f"{scene_token}_{int(track_id)}", "tracking_name": name,
+             "tracking_score": float(score)}
+            for record, score, name, track_id in zip(box_records(token, boxes), scores, names, ids)]
 
 
 def evaluate_tracking(results: Dict[str, List[Dict]], data_root: str, out_dir: str, version: Optional[str] = None,

@@ -47,19 +47,23 @@ def lidar_to_global(boxes: np.ndarray, lidar2ego: np.ndarray, ego2global: np.nda
     return transform_boxes(ego2global @ lidar2ego, boxes)
 
 
+def box_records(token: str, boxes: np.ndarray) -> List[Dict]:
+    """The fields every devkit submission record shares (sample_token, translation, size, rotation, velocity),
+    one dict per global-frame (N, 9) box."""
+    return [{"sample_token": token, "translation": box.center.tolist(), "size": box.wlh.tolist(),
+             "rotation": box.orientation.elements.tolist(), "velocity": [float(v) for v in box.velocity[:2]]}
+            for box in boxes_to_devkit(np.asarray(boxes).reshape(-1, 9))]
+
+
 def detection_records(token: str, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
                       classes: Sequence[str]) -> List[Dict]:
     """Devkit detection records of one sample from global-frame (N, 9) boxes, (N,) scores and class indices."""
     records = []
-    for box, score, label in zip(boxes_to_devkit(boxes), scores, labels):
+    for record, score, label in zip(box_records(token, boxes), scores, labels):
         name = classes[int(label)]
-        velocity = [float(v) for v in box.velocity[:2]]
+        velocity = record["velocity"]
         records.append({
-            "sample_token": token,
-            "translation": box.center.tolist(),
-            "size": box.wlh.tolist(),
-            "rotation": box.orientation.elements.tolist(),
-            "velocity": velocity,
+            **record,
             "detection_name": name,
             "detection_score": float(score),
             "attribute_name": attribute_from_velocity(name, float(np.hypot(*velocity))),
