@@ -1,5 +1,5 @@
-"""Tracking scored by the devkit's TrackingEval through tools/track.py, on ground truth of the session's synthetic
-world (its mini_val scene) turned into detections and saved as tools/test.py --out saves them."""
+"""Tracking scored by the devkit's TrackingEval, on ground truth of the session's synthetic world (its mini_val
+scene) turned into detections, exact or with noise, and saved as tools/test.py --out saves them."""
 import json
 import pickle
 import subprocess
@@ -9,44 +9,94 @@ from pathlib import Path
 import numpy as np
 
 from perception3d.datasets.classes import CLASSES
+from perception3d.evaluation import evaluate_tracking, tracking_records
+from perception3d.tracking import TRACKING_CLASSES, CenterPointTracker, frames_from_detections, tracking_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def ground_truth_detections(root):
+def ground_truth_detections(root, rng=None):
     """The mini_val ground truth the devkit scores (boxes with LiDAR points) as a DetectionDump result, each box's
-    voxel at its centre, scores falling in list order."""
+    voxel at its centre, and the instance token of each box (None for a false positive). Exact, with scores
+    falling in list order; or with the issue's noise drawn from ``rng``: centres σ 0.2 m, velocities σ 0.5 m/s,
+    10 % dropped, 5 % false positives (a copy of a kept box of the frame moved up to 10 m in x and y), scores
+    uniform in [0, 1)."""
     infos = pickle.loads((Path(root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"]
-    frames = []
+    frames, instances = [], []
     for info in infos:
         keep = np.isin(info["gt_names"], CLASSES) & (np.asarray(info["num_lidar_pts"]) > 0)
-        boxes = np.asarray(info["gt_boxes"], dtype=np.float32)[keep]
+        boxes = np.asarray(info["gt_boxes"], dtype=np.float64)[keep]
+        labels = np.array([CLASSES.index(n) for n in np.asarray(info["gt_names"])[keep]], dtype=np.int64)
+        tokens = list(np.asarray(info["instance_tokens"])[keep])
+        scores = np.linspace(0.9, 0.5, len(boxes))
+        if rng is not None:
+            kept = rng.random(len(boxes)) >= 0.1
+            boxes, labels, tokens = boxes[kept], labels[kept], [t for t, k in zip(tokens, kept) if k]
+            boxes[:, :2] += rng.normal(0, 0.2, (len(boxes), 2))
+            boxes[:, 7:9] += rng.normal(0, 0.5, (len(boxes), 2))
+            copies = rng.integers(0, len(boxes), rng.binomial(len(boxes), 0.05)) if len(boxes) else []
+            false = boxes[copies].copy()
+            false[:, :2] += rng.uniform(-10, 10, (len(false), 2))
+            boxes, labels = np.concatenate([boxes, false]), np.concatenate([labels, labels[copies]])
+            tokens = tokens + [None] * len(false)
+            scores = rng.random(len(boxes))
         frames.append({"token": info["token"], "scene_token": info["scene_token"], "timestamp": info["timestamp"],
-                       "lidar2ego": info["lidar2ego"], "ego2global": info["ego2global"], "boxes": boxes,
-                       "scores": np.linspace(0.9, 0.5, len(boxes)),
-                       "labels": np.array([CLASSES.index(n) for n in np.asarray(info["gt_names"])[keep]]),
-                       "voxel_xy": boxes[:, :2]})
-    return {"classes": list(CLASSES), "frames": frames}
+                       "lidar2ego": info["lidar2ego"], "ego2global": info["ego2global"],
+                       "boxes": boxes.astype(np.float32), "scores": scores, "labels": labels,
+                       "voxel_xy": boxes[:, :2].astype(np.float32)})
+        instances.append(tokens)
+    return {"classes": list(CLASSES), "frames": frames}, instances
+
+
+def oracle_results(detections, instances):
+    """Tracking records of the detections with their true instance ids (each false positive its own track)."""
+    frames = frames_from_detections(detections)
+    by_token = {f["token"]: tokens for f, tokens in zip(detections["frames"], instances)}
+    track_ids, results = {}, {}  # instance token (or a false positive's own key) → integer track id
+    for frame in frames:
+        tokens = by_token[frame.token]
+        tracked = [i for i, name in enumerate(frame.names) if name in TRACKING_CLASSES]
+        ids = [track_ids.setdefault(tokens[i] or (frame.token, i), len(track_ids)) for i in tracked]
+        results[frame.token] = tracking_records(frame.token, frame.boxes[tracked], frame.scores[tracked],
+                                                [frame.names[i] for i in tracked], ids, frame.scene_token)
+    return results
 
 
 def test_track_tool_on_exact_detections_scores_full_marks_by_the_devkit(synthetic_root, tmp_path):
-    """Noise-free detections through tools/track.py: the devkit's summary lands in <work-dir>/track_eval. Exact
-    boxes are tracked through occlusions of several seconds with 20 frames of coasting, and Hungarian matching
-    keeps a higher-scored neighbour from taking a track (the defaults, CenterPoint's, are for model detections:
-    3 frames, greedy). One identity is lost in this world: a walking pedestrian disappears behind another object at the moment a
-    standing one comes into view within the 1 m gate of where it should be, and that one takes its track (the
-    issue asks for none; position alone cannot tell the two apart)."""
-    detections = ground_truth_detections(synthetic_root)
+    """Noise-free detections through tools/track.py: the devkit's summary lands in <work-dir>/track_eval, AMOTA
+    ≥ 0.99 with no identity switch. Exact boxes carry exact velocities, so CenterPoint's motion rule is the right
+    one for them (the Kalman default smooths positions a detector gets wrong); 20 frames of coasting carry
+    objects through occlusions of several seconds, and Hungarian matching keeps a higher-scored neighbour from
+    taking a track."""
+    detections, _ = ground_truth_detections(synthetic_root)
     dump = tmp_path / "results.pkl"
     dump.write_bytes(pickle.dumps(detections))
     run = subprocess.run([sys.executable, "tools/track.py", str(dump), "--data-root", synthetic_root, "--max-age", "20",
-                          "--matcher", "hungarian"],
+                          "--matcher", "hungarian", "--motion", "centerpoint"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads((tmp_path / "track_eval" / "metrics_summary.json").read_text())
     print(run.stdout[-1500:])
-    assert summary["amota"] >= 0.99 and summary["ids"] <= 1, (summary["amota"], summary["ids"])
+    assert summary["amota"] >= 0.99 and summary["ids"] == 0, (summary["amota"], summary["ids"])
     assert "AMOTA" in run.stdout
+
+
+def test_default_tracker_is_within_003_amota_of_the_oracle_on_noisy_detections(synthetic_root, tmp_path):
+    """The issue's measure: noisy ground truth tracked by the default tracker against the same detections tracked
+    with their true identities (the oracle), both scored by the devkit. The world has one val scene of 40 frames,
+    so one draw of noise moves the gap by about ±0.01: the gap is averaged over two fixed draws (0.020 and 0.012
+    when written; draws 2 and 3 gave 0.030 and 0.023, left out for the suite's time: each draw takes about 50 s)."""
+    gaps = []
+    for seed in range(2):
+        detections, instances = ground_truth_detections(synthetic_root, np.random.default_rng(seed))
+        oracle = evaluate_tracking(oracle_results(detections, instances), synthetic_root, str(tmp_path / "oracle"),
+                                   verbose=False)
+        ours = evaluate_tracking(tracking_results(detections, CenterPointTracker()), synthetic_root,
+                                 str(tmp_path / "ours"), verbose=False)
+        gaps.append(oracle["amota"] - ours["amota"])
+        print(f"noise draw {seed}: oracle AMOTA {oracle['amota']:.4f} (IDS {oracle['ids']:.0f}), ours "
+              f"{ours['amota']:.4f} (IDS {ours['ids']:.0f})")
+    assert np.mean(gaps) <= 0.03, gaps
 
 
 def test_track_tool_refuses_bad_input(tmp_path, synthetic_root):

@@ -1,5 +1,6 @@
 """The whole stack learns: tools/train.py trains the tiny config a few hundred iterations on the session's
-synthetic world (CPU), and the devkit, through the validation metric, finds its cars."""
+synthetic world (CPU), and the devkit, through the validation metric, finds its cars; tools/test.py --task track
+then tracks the model's detections and the devkit's TrackingEval scores them."""
 import json
 import subprocess
 import sys
@@ -21,3 +22,11 @@ def test_tiny_config_learns_cars_in_a_few_hundred_iterations(synthetic_root, tmp
     summary = json.loads((work / "eval" / "metrics_summary.json").read_text())  # the devkit's own file
     print({name: round(ap, 3) for name, ap in summary["mean_dist_aps"].items()}, "NDS", summary["nd_score"])
     assert summary["mean_dist_aps"]["car"] >= 0.3
+
+    run = subprocess.run([sys.executable, "tools/test.py", CONFIG, str(work / f"epoch_{EPOCHS}.pth"), "--data-root",
+                          synthetic_root, "--work-dir", str(work), "--task", "track"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, run.stderr[-4000:]
+    tracking = json.loads((work / "track_eval" / "metrics_summary.json").read_text())  # TrackingEval's own file
+    print(run.stdout[-800:])
+    assert "AMOTA" in run.stdout and tracking["label_metrics"]["amota"]["car"] > 0.1, tracking["label_metrics"]["amota"]

@@ -1,7 +1,8 @@
 """Track the objects of a saved detection run and score the tracks with the official nuscenes-devkit.
 
     python tools/track.py RESULTS.pkl [--data-root data/synthetic] [--work-dir DIR] [--max-age N]
-                          [--matcher greedy|hungarian] [--voxel-association] [--birth-score S]
+                          [--matcher greedy|hungarian] [--motion kalman|centerpoint] [--voxel-association]
+                          [--birth-score S]
 
 RESULTS.pkl is what `tools/test.py CONFIG CHECKPOINT --out RESULTS.pkl` saves (or `--task track` runs both). The
 tracker runs over each scene in time order; the tracking submission JSON and the devkit's metrics_summary.json
@@ -19,9 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def add_tracker_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-age", type=int, default=None, help="frames a track coasts unseen (default 3)")
+    parser.add_argument("--max-age", type=int, default=None, help="frames a track coasts unseen (default 6)")
     parser.add_argument("--matcher", choices=["greedy", "hungarian"], default=None,
                         help="greedy by falling score (CenterPoint's, default) or hungarian")
+    parser.add_argument("--motion", choices=["kalman", "centerpoint"], default=None,
+                        help="tracks move by a constant-velocity Kalman filter (default) or by CenterPoint's rule "
+                             "(the last detection, moved by its own velocity)")
     parser.add_argument("--voxel-association", action="store_true", default=None,
                         help="also match query voxels (VoxelNeXt's association)")
     parser.add_argument("--birth-score", type=float, default=None, help="least score that starts a track")
@@ -35,6 +39,10 @@ def tracker_from_args(args, defaults: dict = None):
     for name in ("max_age", "matcher", "voxel_association", "birth_score"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
+    if args.motion == "centerpoint":
+        kwargs["motion"] = None
+    elif args.motion == "kalman" and kwargs.get("motion", {}) is None:
+        kwargs.pop("motion")  # the config chose CenterPoint's rule; the flag restores the default filter
     return CenterPointTracker(**kwargs)
 
 
@@ -49,7 +57,8 @@ def run_tracking(detections_path: str, data_root: str, out_dir: str, tracker) ->
     results = tracking_results(detections, tracker)
     summary = evaluate_tracking(results, data_root, out_dir)
     print(f"AMOTA {summary['amota']:.4f}, AMOTP {summary['amotp']:.4f}, MOTA {summary['mota']:.4f}, "
-          f"IDS {int(summary['ids'])} (max_age {tracker.max_age}, {tracker.matcher}, voxel association "
+          f"IDS {int(summary['ids'])} (max_age {tracker.max_age}, {tracker.matcher}, "
+          f"{'CenterPoint motion' if tracker.motion is None else 'Kalman motion'}, voxel association "
           f"{'on' if tracker.voxel_association else 'off'}); devkit metrics in {out_dir}")
     return summary
 
