@@ -32,3 +32,63 @@ def load_bin_points(path: str, load_dim: int = 5) -> np.ndarray:
     if len(points) == 0:
         raise ValueError(f"point file {path} holds no (finite) points")
     return points
+
+
+# What load_points reads; .pcd.bin is nuScenes' name for its float32 .bin files.
+POINT_FILE_TYPES = (".bin", ".pcd.bin", ".npy", ".pcd", ".ply")
+
+
+def load_points(path: str, load_dims: int = 5) -> np.ndarray:
+    """Any supported point file → float32 (N, 5) model input: x, y, z (m), intensity, time_lag (s).
+
+    - .bin / .pcd.bin: float32 rows of ``load_dims`` columns (5 for nuScenes: x, y, z, intensity, ring; 4 for
+      KITTI-style: x, y, z, reflectance);
+    - .npy: a 2-D float array, x, y, z then optionally intensity;
+    - .pcd (ASCII or binary) and .ply: read by Open3D; x, y, z and the ``intensity`` field if there is one.
+
+    Missing columns are filled one way: intensity 0 where the file has none, time_lag 0 always (one sweep).
+    Raises FileNotFoundError for a missing file and ValueError naming the file for an unknown extension or
+    contents that are not a point cloud.
+    """
+    path = str(path)
+    name = Path(path).name.lower()
+    suffix = ".pcd.bin" if name.endswith(".pcd.bin") else Path(name).suffix
+    if suffix not in POINT_FILE_TYPES:
+        raise ValueError(f"point file {path}: unknown extension {suffix or '(none)'!r}; "
+                         f"supported: {', '.join(POINT_FILE_TYPES)}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"point file {path} does not exist")
+    if suffix in (".bin", ".pcd.bin"):
+        if load_dims < 3:
+            raise ValueError(f"--load-dims must be at least 3 (x, y, z), got {load_dims}")
+        raw = load_bin_points(path, load_dims)
+    elif suffix == ".npy":
+        raw = np.load(path, allow_pickle=False)
+        if raw.ndim != 2 or raw.shape[1] < 3 or not np.issubdtype(raw.dtype, np.number):
+            raise ValueError(f"point file {path} holds a {raw.dtype} array of shape {raw.shape}; expected "
+                             f"(N, >= 3) numbers: x, y, z[, intensity, ...]")
+    else:
+        raw = _read_open3d(path)
+    raw = np.asarray(raw, dtype=np.float32)
+    raw = raw[np.isfinite(raw[:, :3]).all(axis=1)]
+    if len(raw) == 0:
+        raise ValueError(f"point file {path} holds no (finite) points")
+    points = np.zeros((len(raw), 5), dtype=np.float32)
+    points[:, :3] = raw[:, :3]
+    if raw.shape[1] > 3:
+        points[:, 3] = raw[:, 3]
+    return points
+
+
+def _read_open3d(path: str) -> np.ndarray:
+    """x, y, z[, intensity] (N, 3 or 4) of a .pcd or .ply file, through Open3D's tensor reader (it keeps
+    intensity, which the legacy reader drops)."""
+    import open3d as o3d
+
+    cloud = o3d.t.io.read_point_cloud(path)
+    if "positions" not in cloud.point or len(cloud.point.positions) == 0:
+        raise ValueError(f"point file {path}: Open3D read no points (not a point cloud, or an empty one)")
+    columns = [cloud.point.positions.numpy().astype(np.float32)]
+    if "intensity" in cloud.point:
+        columns.append(cloud.point["intensity"].numpy().reshape(-1, 1).astype(np.float32))
+    return np.concatenate(columns, axis=1)

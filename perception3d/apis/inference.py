@@ -1,0 +1,72 @@
+"""The programmatic face: a model from a config and checkpoint, and detections on any point cloud."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from ..datasets.point_io import load_points
+from ..models.heads import Detections
+
+
+def init_model(config: str, checkpoint: Optional[str] = None, device: str = "cpu") -> torch.nn.Module:
+    """The detector of ``config`` (a path) in eval mode on ``device``, with the weights of ``checkpoint`` (a
+    tools/train.py .pth; checked to be this model's) or freshly initialised without one. The config is kept
+    as ``model.cfg``. Raises :class:`~perception3d.engine.UserError` naming the file for a bad config or
+    checkpoint."""
+    from mmengine.registry import DefaultScope
+
+    import perception3d.models  # noqa: F401  (registers the model classes)
+    from ..engine import check_checkpoint, load_config
+    from ..registry import MODELS
+
+    cfg = load_config(config)
+    with DefaultScope.overwrite_default_scope(cfg.get("default_scope", "perception3d")):
+        model = MODELS.build(cfg.model)
+    if checkpoint is not None:
+        state = check_checkpoint(checkpoint, model)
+        state = state.get("state_dict", state)
+        model.load_state_dict({k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()})
+    model.cfg = cfg
+    return model.to(device).eval()
+
+
+def prepare_points(points: np.ndarray) -> np.ndarray:
+    """An array (N, >= 3) of x, y, z[, intensity[, time_lag]] → float32 (N, 5) model input, missing columns 0
+    (as :func:`~perception3d.datasets.point_io.load_points` fills them)."""
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise ValueError(f"points must be an (N, >= 3) array of x, y, z[, intensity, time_lag], got shape "
+                         f"{points.shape}")
+    out = np.zeros((len(points), 5), dtype=np.float32)
+    out[:, : min(5, points.shape[1])] = points[:, :5]
+    return out
+
+
+@torch.no_grad()
+def inference_detector(model: torch.nn.Module, points: Union[str, Path, np.ndarray], load_dims: int = 5
+                       ) -> Detections:
+    """Detections of one point cloud, in its own (LiDAR) frame: boxes (K, 9) x, y, z, dx, dy, dz, yaw, vx, vy
+    (m, rad, m/s), scores, labels (the config's class order).
+
+    ``points``: a point file (see :func:`~perception3d.datasets.point_io.load_points`, ``load_dims`` columns
+    for .bin) or an (N, >= 3) array. As the config's test pipeline does, points within its LoadPoints
+    ``ego_radius`` (|x| and |y|, m; 1 by default) and outside the model's point_cloud_range are left out."""
+    cloud = load_points(points, load_dims) if isinstance(points, (str, Path)) else prepare_points(points)
+    radius = _ego_radius(model)
+    low, high = np.split(np.asarray(model.data_preprocessor.voxelizer.point_cloud_range, dtype=np.float32), 2)
+    ego = (np.abs(cloud[:, 0]) < radius) & (np.abs(cloud[:, 1]) < radius)
+    cloud = cloud[~ego & ((cloud[:, :3] >= low) & (cloud[:, :3] < high)).all(axis=1)]
+    device = next(model.parameters()).device
+    data = model.data_preprocessor({"inputs": {"points": [torch.from_numpy(cloud).to(device)]}}, False)
+    return model(**data, mode="predict")[0]
+
+
+def _ego_radius(model: torch.nn.Module) -> float:
+    """The ego_radius of LoadPoints in the model's test pipeline (1 m, LoadPoints' default, without one)."""
+    cfg = getattr(model, "cfg", None)
+    pipeline = cfg.get("test_dataloader", {}).get("dataset", {}).get("pipeline", []) if cfg is not None else []
+    load = next((t for t in pipeline if t.get("type") == "LoadPoints"), {})
+    return float(load.get("ego_radius", 1.0))
