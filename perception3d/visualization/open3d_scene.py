@@ -1,0 +1,177 @@
+"""Point clouds and boxes in 3-D with Open3D: an interactive window where there is a display, a PNG through
+Open3D's OffscreenRenderer where there is none (software OpenGL on EGL's surfaceless platform: no display, no
+GPU needed)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..structures import box_corners
+from ..utils.io import atomic_write
+from .bev import CLASS_COLOURS
+
+# The 12 edges of box_corners' 8 corners (bottom ring 0-3, top ring 4-7), then the heading mark: from the top
+# face's centre (an extra 9th point) to the middle of its front edge (a 10th point).
+BOX_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7), (8, 9))
+COLOUR_MODES = ("height", "intensity", "time")
+CAMERAS = ("bev", "chase", "free")
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A pinhole camera: vertical field of view (degrees), the point looked at, the eye and the up direction, in
+    the cloud's frame (m)."""
+
+    fov: float
+    center: Tuple[float, float, float]
+    eye: Tuple[float, float, float]
+    up: Tuple[float, float, float]
+
+
+def camera_preset(name: str, extent: float = 54.0) -> Camera:
+    """``bev``: straight down on the sensor with +x up the picture, ±``extent`` m tall; ``chase``: from behind
+    and above the sensor, looking ahead; ``free``: an oblique three-quarter view of the whole scene."""
+    if name == "bev":
+        fov = 40.0
+        return Camera(fov, (0.0, 0.0, 0.0), (0.0, 0.0, extent / np.tan(np.radians(fov / 2))), (1.0, 0.0, 0.0))
+    if name == "chase":
+        return Camera(60.0, (20.0, 0.0, 0.0), (-12.0, 0.0, 10.0), (0.0, 0.0, 1.0))
+    if name == "free":
+        return Camera(50.0, (0.0, 0.0, 0.0), (-0.9 * extent, -0.9 * extent, 0.8 * extent), (0.0, 0.0, 1.0))
+    raise ValueError(f"camera must be one of {', '.join(CAMERAS)}, got {name!r}")
+
+
+def hex_to_rgb(colour: str) -> Tuple[float, float, float]:
+    """'#rrggbb' → (r, g, b) in [0, 1]."""
+    colour = colour.lstrip("#")
+    return tuple(int(colour[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
+
+
+def point_colours(points: np.ndarray, mode: str = "height") -> np.ndarray:
+    """(N, >= 3) points (x, y, z, intensity, time_lag) → (N, 3) RGB in [0, 1] by ``mode``: height (z from -3 to
+    2 m), intensity (0 to 255 nuScenes, or 0 to 1 when every value is) or time lag (0 to 0.5 s)."""
+    from matplotlib import colormaps
+
+    if mode not in COLOUR_MODES:
+        raise ValueError(f"colour mode must be one of {', '.join(COLOUR_MODES)}, got {mode!r}")
+    points = np.asarray(points)
+    column = {"height": 2, "intensity": 3, "time": 4}[mode]
+    if points.shape[1] <= column:
+        values = np.zeros(len(points))
+    else:
+        values = points[:, column].astype(np.float64)
+    if mode == "height":
+        low, high = -3.0, 2.0
+    elif mode == "intensity":
+        low, high = 0.0, (1.0 if len(values) and values.max() <= 1.0 else 255.0)
+    else:
+        low, high = 0.0, 0.5
+    return colormaps["turbo" if mode == "height" else "viridis"]((values - low) / (high - low))[:, :3]
+
+
+def box_lines(boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(K, 9) boxes → line vertices (K * 10, 3) and index pairs (K * 13, 2): each box's 12 edges and the heading
+    mark from its top centre to the middle of its top front edge."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
+    corners = box_corners(boxes)  # (K, 8, 3)
+    top_centre = corners[:, 4:8].mean(axis=1, keepdims=True)
+    front = corners[:, [4, 7]].mean(axis=1, keepdims=True)  # front-left and front-right at the top
+    vertices = np.concatenate([corners, top_centre, front], axis=1)  # (K, 10, 3)
+    edges = np.asarray(BOX_EDGES)[None] + 10 * np.arange(len(boxes))[:, None, None]
+    return vertices.reshape(-1, 3), edges.reshape(-1, 2)
+
+
+def _geometries(points, boxes, box_colours, colour_by):
+    import open3d as o3d
+
+    # Open3D takes colours as linear light and encodes them as sRGB on the way out: decode ours first, so the
+    # picture shows the colours given (the BEV pictures' class colours, the colour maps' values)
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points)[:, :3].astype(np.float64)))
+    cloud.colors = o3d.utility.Vector3dVector(srgb_to_linear(point_colours(points, colour_by)))
+    geometries = [cloud]
+    if boxes is not None and len(boxes):
+        vertices, edges = box_lines(boxes)
+        lines = o3d.geometry.LineSet(o3d.utility.Vector3dVector(vertices), o3d.utility.Vector2iVector(edges))
+        colours = srgb_to_linear(np.asarray(box_colours, dtype=np.float64).reshape(-1, 3))
+        lines.colors = o3d.utility.Vector3dVector(np.repeat(colours, len(BOX_EDGES), axis=0))
+        geometries.append(lines)
+    return geometries
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """sRGB values in [0, 1] → linear light (the sRGB standard's decoding)."""
+    rgb = np.asarray(rgb, dtype=np.float64)
+    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+
+
+def class_box_colours(labels: Sequence[int]) -> np.ndarray:
+    """Class indices → (K, 3) RGB, the same class colours as the BEV pictures."""
+    return np.array([hex_to_rgb(CLASS_COLOURS[int(k) % len(CLASS_COLOURS)]) for k in labels]).reshape(-1, 3)
+
+
+def render_image(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colours: Optional[np.ndarray] = None,
+                 camera: Camera = None, width: int = 1280, height: int = 960, point_size: float = 2.0,
+                 line_width: float = 2.0, colour_by: str = "height",
+                 background: Tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+    """Renders ``points`` (N, >= 3) and ``boxes`` (K, 9) in ``box_colours`` (K, 3; white without) seen by
+    ``camera`` (default: bird's eye) off screen → uint8 RGB image (height, width, 3)."""
+    os.environ.setdefault("EGL_PLATFORM", "surfaceless")  # EGL without a display (read when the renderer starts)
+    import open3d.visualization.rendering as rendering
+
+    camera = camera or camera_preset("bev")
+    boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
+    if boxes is not None and box_colours is None:
+        box_colours = np.ones((len(boxes), 3))
+    renderer = rendering.OffscreenRenderer(int(width), int(height))
+    try:
+        renderer.scene.set_background([*background, 1.0])
+        for i, geometry in enumerate(_geometries(points, boxes, box_colours, colour_by)):
+            if i == 0 and not len(geometry.points):
+                continue
+            material = rendering.MaterialRecord()
+            material.shader = "defaultUnlit" if i == 0 else "unlitLine"
+            material.point_size = float(point_size)
+            material.line_width = float(line_width)
+            renderer.scene.add_geometry(f"geometry{i}", geometry, material)
+        renderer.setup_camera(camera.fov, np.asarray(camera.center, np.float32), np.asarray(camera.eye, np.float32),
+                              np.asarray(camera.up, np.float32))
+        # near and far planes fixed, not fitted to what the scene holds (a lone box would be clipped away)
+        renderer.scene.camera.set_projection(camera.fov, width / height, 0.1, 2000.0,
+                                             rendering.Camera.FovType.Vertical)
+        return np.asarray(renderer.render_to_image()).copy()
+    finally:
+        del renderer
+
+
+def save_png(path: str, image: np.ndarray) -> None:
+    """Writes an RGB uint8 image as PNG, atomically."""
+    import io
+
+    import imageio.v3 as iio
+
+    buffer = io.BytesIO()
+    iio.imwrite(buffer, image, extension=".png")
+    atomic_write(Path(path), buffer.getvalue())
+
+
+def has_display() -> bool:
+    """Whether a window can open (an X or Wayland display is set)."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def show_window(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colours: Optional[np.ndarray] = None,
+                colour_by: str = "height", title: str = "perception3d") -> None:
+    """Opens an interactive Open3D window (mouse to turn, scroll to zoom; returns when it is closed). Raises
+    RuntimeError without a display: save a PNG instead."""
+    import open3d as o3d
+
+    if not has_display():
+        raise RuntimeError("no display (DISPLAY / WAYLAND_DISPLAY unset): give an output file to save a picture")
+    boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
+    if boxes is not None and box_colours is None:
+        box_colours = np.ones((len(boxes), 3))
+    o3d.visualization.draw_geometries(_geometries(points, boxes, box_colours, colour_by), window_name=title)
