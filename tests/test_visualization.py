@@ -80,3 +80,92 @@ def test_bad_camera_and_colour_mode_are_named():
         camera_preset("orbit")
     with pytest.raises(ValueError, match="colour mode must be one of height, intensity, time"):
         render_image(np.zeros((3, 5), np.float32), colour_by="ring")
+
+
+def run_tool(*args):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "tools/visualize.py", *map(str, args)], cwd=root, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_tool_draws_a_point_file_with_its_boxes_head_less(tmp_path):
+    """No display here: --out writes the picture; without --out it still writes one (visualize.png), no window."""
+    import imageio.v3 as iio
+
+    frame = json.loads((FRAME_DIR / "frame.json").read_text())
+    out = tmp_path / "frame.png"
+    run = run_tool(FRAME_DIR / frame["lidar_file"], "--boxes", FRAME_DIR / "frame.json", "--out", out,
+                   "--width", W, "--height", H, "--colour-by", "intensity")
+    assert run.returncode == 0, run.stderr[-2000:]
+    image = iio.imread(out)[..., :3]
+    assert image.shape == (H, W, 3) and 0.02 < (image.max(axis=2) > 30).mean() < 0.6
+    car = np.rint(class_box_colours([CLASSES.index("car")])[0] * 255)
+    assert (np.abs(image[:60, :30].astype(int) - car) <= 8).all(axis=2).any()  # the legend's car swatch
+
+
+def test_tool_draws_a_dataset_sample_with_predictions_and_a_bev(synthetic_root, tmp_path):
+    """A sample of the config's test set with its ground truth (white) and predictions (class colours) from a
+    tools/test.py --out file: here the ground truth itself, so the predicted cars are drawn in the car colour."""
+    import pickle
+
+    import imageio.v3 as iio
+
+    infos = pickle.loads((Path(synthetic_root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"]
+    info = infos[5]
+    known = np.isin(info["gt_names"], CLASSES)
+    dump = tmp_path / "results.pkl"
+    dump.write_bytes(pickle.dumps({"classes": list(CLASSES), "frames": [{
+        "token": info["token"], "boxes": np.asarray(info["gt_boxes"])[known], "scores": np.ones(known.sum()),
+        "labels": np.array([CLASSES.index(n) for n in np.asarray(info["gt_names"])[known]])}]}))
+    config = "configs/voxelnext/voxelnext_tiny_synthetic.py"
+    for mode in ("3d", "bev"):
+        out = tmp_path / f"{mode}.png"
+        run = run_tool(config, "--data-root", synthetic_root, "--token", info["token"], "--pred", dump, "--out", out,
+                       "--mode", mode, "--width", W, "--height", H)
+        assert run.returncode == 0, run.stderr[-2000:]
+        image = iio.imread(out)[..., :3]
+        car = np.rint(class_box_colours([CLASSES.index("car")])[0] * 255)
+        assert (np.abs(image.astype(int) - car) <= 8).all(axis=2).sum() > 30, mode
+
+
+def test_tool_renders_a_scene_to_a_playable_video(synthetic_root, tmp_path):
+    import pickle
+
+    import imageio.v3 as iio
+
+    infos = pickle.loads((Path(synthetic_root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"]
+    scene_frames = sum(info["scene_token"] == infos[0]["scene_token"] for info in infos)
+    for suffix in (".mp4", ".gif"):
+        out = tmp_path / f"scene{suffix}"
+        run = run_tool("configs/voxelnext/voxelnext_tiny_synthetic.py", "--data-root", synthetic_root, "--index", 0,
+                       "--sequence", "--out", out, "--width", 320, "--height", 240)
+        assert run.returncode == 0, run.stderr[-2000:]
+        frames = iio.imread(out, index=None)  # decoded back: every key frame of the scene, in size
+        assert frames.shape[0] == scene_frames and frames.shape[1:3] == (240, 320), (suffix, frames.shape)
+        assert frames[..., :3].max(axis=3).mean() > 1  # not black
+
+
+def test_tool_refuses_bad_input(synthetic_root, tmp_path, capsys):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("visualize_tool", Path(__file__).resolve().parents[1] / "tools"
+                                                  / "visualize.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    point_file = FRAME_DIR / json.loads((FRAME_DIR / "frame.json").read_text())["lidar_file"]
+    config = "configs/voxelnext/voxelnext_tiny_synthetic.py"
+    cases = [([tmp_path / "missing.pcd"], "does not exist"),
+             ([point_file, "--out", tmp_path / "x.jpg"], "as .png"),
+             ([point_file, "--index", 0], "need a config"),
+             ([config, "--data-root", synthetic_root, "--index", 10 ** 6], "--index must be within"),
+             ([config, "--data-root", synthetic_root, "--token", "nope"], "no such sample"),
+             ([config, "--data-root", synthetic_root, "--index", 0, "--sequence", "--out", tmp_path / "a.png"],
+              "--sequence writes a video")]
+    for args, message in cases:
+        code = tool.main([str(a) for a in args])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, (args, err[-1500:])

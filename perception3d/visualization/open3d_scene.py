@@ -126,7 +126,8 @@ def render_image(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_col
     boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
     if boxes is not None and box_colours is None:
         box_colours = np.ones((len(boxes), 3))
-    renderer = rendering.OffscreenRenderer(int(width), int(height))
+    renderer = _renderer(int(width), int(height))
+    renderer.scene.clear_geometry()
     try:
         renderer.scene.set_background([*background, 1.0])
         for i, geometry in enumerate(_geometries(points, boxes, box_colours, colour_by)):
@@ -144,7 +145,41 @@ def render_image(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_col
                                              rendering.Camera.FovType.Vertical)
         return np.asarray(renderer.render_to_image()).copy()
     finally:
-        del renderer
+        renderer.scene.clear_geometry()
+
+
+_RENDERERS = {}
+
+
+def _renderer(width: int, height: int):
+    """One OffscreenRenderer per picture size for the whole process (starting one costs more than a frame)."""
+    import open3d.visualization.rendering as rendering
+
+    if (width, height) not in _RENDERERS:
+        _RENDERERS[(width, height)] = rendering.OffscreenRenderer(width, height)
+    return _RENDERERS[(width, height)]
+
+
+def add_legend(image: np.ndarray, labels: Sequence[int], classes: Sequence[str], ground_truth: bool = False
+               ) -> np.ndarray:
+    """The picture with a legend in its top-left corner: a swatch in the class colour and the class name for each
+    class in ``labels`` (class indices), and a white "ground truth" line when ``ground_truth``."""
+    from PIL import Image, ImageDraw
+
+    entries = [(classes[k], tuple(int(round(255 * c)) for c in hex_to_rgb(CLASS_COLOURS[k % len(CLASS_COLOURS)])))
+               for k in sorted({int(k) for k in labels if k >= 0})]
+    if ground_truth:
+        entries.append(("ground truth", (255, 255, 255)))
+    if not entries:
+        return image
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle([4, 4, 150, 10 + 16 * len(entries)], fill=(0, 0, 0), outline=(90, 90, 90))
+    for row, (name, colour) in enumerate(entries):
+        top = 10 + 16 * row
+        draw.rectangle([10, top + 2, 20, top + 11], fill=colour)
+        draw.text((26, top), name, fill=(235, 235, 235))
+    return np.asarray(picture)
 
 
 def save_png(path: str, image: np.ndarray) -> None:

@@ -1,0 +1,206 @@
+"""Draw a point cloud with its boxes: an Open3D window where there is a display, a picture or a video otherwise.
+
+    python tools/visualize.py POINTS_FILE [--load-dims 5] [--boxes BOXES.json] [--out PATH.png]
+    python tools/visualize.py CONFIG --index I | --token T [--data-root DIR] [--pred RESULTS.pkl] [--out PATH.png]
+    python tools/visualize.py CONFIG --index I --sequence --out SCENE.mp4|.gif
+
+A point file is any that perception3d.apis reads (.bin / .pcd.bin with --load-dims, .npy, .pcd, .ply), its boxes
+(class colours; classes outside the ten left out) from a JSON. A config
+picks a sample of its test dataset (by index or sample token): its key-frame points and ground-truth boxes (white),
+with the predictions of tools/test.py --out (class colours, from --score-thr up) over them. --sequence renders
+every key frame of that sample's scene into an MP4 or GIF. Without --out a window opens where there is a display;
+without a display the picture goes to visualize.png. --mode bev draws a matplotlib bird's-eye view instead of
+the Open3D scene.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+GT_COLOUR = (1.0, 1.0, 1.0)
+
+
+def parse_args(argv=None):
+    from perception3d.visualization.open3d_scene import CAMERAS, COLOUR_MODES
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", help="a point file, or a config (.py) with --index or --token")
+    parser.add_argument("--load-dims", type=int, default=5, help=".bin columns: 5 nuScenes (default), 4 KITTI")
+    parser.add_argument("--out", help="write a picture (.png) or, with --sequence, a video (.mp4, .gif)")
+    parser.add_argument("--boxes", help="with a point file: a JSON of boxes in its frame, {\"boxes\": [[x, y, z, dx, "
+                        "dy, dz, yaw, vx, vy], ...], \"names\": [class, ...]} (as ../shared/data's frame.json)")
+    parser.add_argument("--index", type=int, help="sample index in the config's test dataset")
+    parser.add_argument("--token", help="sample token in the config's test dataset")
+    parser.add_argument("--data-root", help="the dataset's folder (default: the config's)")
+    parser.add_argument("--pred", help="predictions saved by tools/test.py --out, drawn over the sample")
+    parser.add_argument("--score-thr", type=float, default=0.3, help="least score of a drawn prediction")
+    parser.add_argument("--sequence", action="store_true", help="every key frame of the sample's scene → video")
+    parser.add_argument("--mode", choices=["3d", "bev"], default="3d", help="Open3D scene or matplotlib BEV")
+    parser.add_argument("--camera", choices=CAMERAS, default="bev", help="Open3D camera preset")
+    parser.add_argument("--colour-by", choices=COLOUR_MODES, default="height", help="point colours")
+    parser.add_argument("--extent", type=float, default=54.0, help="half-width of the view (m)")
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=960)
+    parser.add_argument("--fps", type=float, default=2.0, help="video frames per second (key frames are 2 Hz)")
+    return parser.parse_args(argv)
+
+
+class Frame:
+    """What one picture shows: points (N, 5), boxes (K, 9) with RGB colours (K, 3) and class indices (K,) (-1 for
+    ground truth), in the points' frame."""
+
+    def __init__(self, name, points, boxes=None, colours=None, labels=None):
+        self.name, self.points = name, points
+        self.boxes = np.zeros((0, 9)) if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
+        self.colours = np.zeros((0, 3)) if colours is None else np.asarray(colours).reshape(-1, 3)
+        self.labels = np.full(len(self.boxes), -1) if labels is None else np.asarray(labels)
+
+
+def dataset_frames(args):
+    """The Frames of the config's sample (or of its whole scene with --sequence), with ground truth and
+    predictions."""
+    from perception3d.datasets.point_io import load_points
+    from perception3d.engine import UserError, load_config
+    from perception3d.evaluation import load_detections
+    from perception3d.registry import DATASETS
+    from perception3d.visualization.open3d_scene import class_box_colours
+
+    import perception3d.datasets  # noqa: F401  (registers the datasets)
+
+    cfg = load_config(args.input, None, args.data_root)
+    dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, pipeline=[], test_mode=True))
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    if args.token is not None:
+        found = [i for i, info in enumerate(infos) if info["token"] == args.token]
+        if not found:
+            raise UserError(f"--token {args.token}: no such sample in the test dataset of {args.input}")
+        index = found[0]
+    else:
+        if args.index is None or not 0 <= args.index < len(infos):
+            raise UserError(f"--index must be within 0..{len(infos) - 1} (or give --token), got {args.index}")
+        index = args.index
+    chosen = [index]
+    if args.sequence:
+        scene = infos[index]["scene_token"]
+        chosen = sorted((i for i, info in enumerate(infos) if info["scene_token"] == scene),
+                        key=lambda i: infos[i]["timestamp"])
+    predictions = {}
+    if args.pred:
+        if not Path(args.pred).is_file():
+            raise UserError(f"--pred {args.pred}: file not found")
+        detections = load_detections(args.pred)
+        predictions = {f["token"]: f for f in detections["frames"]}
+    frames = []
+    for i in chosen:
+        sample = dataset.make_sample(infos[i])
+        points = load_points(str(Path(dataset.data_root) / infos[i]["lidar_path"]))
+        boxes, colours, labels = [sample.gt_boxes], [np.tile(GT_COLOUR, (len(sample.gt_boxes), 1))], \
+            [np.full(len(sample.gt_boxes), -1)]
+        pred = predictions.get(infos[i]["token"])
+        if pred is not None:
+            shown = np.asarray(pred["scores"]) >= args.score_thr
+            boxes.append(np.asarray(pred["boxes"])[shown])
+            labels.append(np.asarray(pred["labels"])[shown])
+            colours.append(class_box_colours(labels[-1]))
+        frames.append(Frame(infos[i]["token"], points, np.concatenate(boxes), np.concatenate(colours),
+                            np.concatenate(labels)))
+    return frames
+
+
+def file_frame(args) -> Frame:
+    """The Frame of a point file, with the boxes of --boxes in their class colours."""
+    import json
+
+    from perception3d.datasets.classes import CLASSES
+    from perception3d.datasets.point_io import load_points
+    from perception3d.engine import UserError
+    from perception3d.visualization.open3d_scene import class_box_colours
+
+    points = load_points(args.input, args.load_dims)
+    if not args.boxes:
+        return Frame(Path(args.input).name, points)
+    try:
+        record = json.loads(Path(args.boxes).read_text())
+        boxes = np.asarray(record["boxes"], dtype=np.float64).reshape(-1, 9)
+        names = list(record.get("names", ["car"] * len(boxes)))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--boxes {args.boxes}: not a JSON with boxes (K, 9) and names ({e})") from e
+    known = np.array([n in CLASSES for n in names], dtype=bool)
+    labels = np.array([CLASSES.index(n) for n in np.asarray(names)[known]], dtype=np.int64)
+    return Frame(Path(args.input).name, points, boxes[known], class_box_colours(labels), labels)
+
+
+def render(frame: Frame, args) -> np.ndarray:
+    """A Frame → RGB uint8 picture, the Open3D scene or (--mode bev) the matplotlib bird's-eye view."""
+    from perception3d.datasets.classes import CLASSES
+    from perception3d.visualization.open3d_scene import add_legend, camera_preset, render_image
+
+    if args.mode == "bev":
+        import tempfile
+
+        import imageio.v3 as iio
+
+        from perception3d.visualization import draw_bev
+
+        gt = frame.labels < 0
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bev.png"
+            draw_bev(str(path), frame.points, frame.boxes[~gt], frame.labels[~gt], frame.boxes[gt],
+                     extent=args.extent, title=frame.name)
+            return iio.imread(path)[..., :3]
+    image = render_image(frame.points, frame.boxes, frame.colours, camera_preset(args.camera, args.extent),
+                         args.width, args.height, colour_by=args.colour_by)
+    return add_legend(image, frame.labels, CLASSES, ground_truth=bool((frame.labels < 0).any()))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from perception3d.datasets.point_io import load_points
+    from perception3d.engine import UserError
+    from perception3d.visualization.open3d_scene import has_display, save_png, show_window
+    from perception3d.visualization.video import VIDEO_TYPES, write_video
+
+    try:
+        if args.sequence and not (args.out and Path(args.out).suffix.lower() in VIDEO_TYPES):
+            raise UserError(f"--sequence writes a video: give --out SCENE.mp4 or .gif, got {args.out}")
+        if args.out and not args.sequence and Path(args.out).suffix.lower() != ".png":
+            raise UserError(f"--out {args.out}: a picture is written as .png (videos need --sequence)")
+        if args.input.endswith(".py"):
+            frames = dataset_frames(args)
+        else:
+            if args.index is not None or args.token is not None or args.sequence or args.pred:
+                raise UserError("--index, --token, --sequence and --pred need a config as INPUT")
+            frames = [file_frame(args)]
+    except (UserError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.sequence:
+        from mmengine.utils import ProgressBar
+
+        progress = ProgressBar(len(frames))
+
+        def pictures():
+            for frame in frames:
+                yield render(frame, args)
+                progress.update()
+
+        count = write_video(args.out, pictures(), args.fps)
+        print(f"\n{count} frames written to {args.out}")
+        return 0
+    frame = frames[0]
+    if args.out is None and has_display() and args.mode == "3d":
+        show_window(frame.points, frame.boxes, frame.colours, args.colour_by, title=frame.name)
+        return 0
+    out = args.out or "visualize.png"
+    save_png(out, render(frame, args))
+    print(f"picture written to {out} ({len(frame.points)} points, {len(frame.boxes)} boxes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
