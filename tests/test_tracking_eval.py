@@ -85,7 +85,7 @@ def test_default_tracker_is_within_003_amota_of_the_oracle_on_noisy_detections(s
     """The issue's measure: noisy ground truth tracked by the default tracker against the same detections tracked
     with their true identities (the oracle), both scored by the devkit. The world has one val scene of 40 frames,
     so one draw of noise moves the gap by about ±0.01: the gap is averaged over two fixed draws (0.020 and 0.012
-    when written; draws 2 and 3 gave 0.030 and 0.023, left out for the suite's time: each draw takes about 50 s)."""
+    when written; draws 2 and 3 gave 0.030 and 0.023, left out for the suite's time: each draw takes about 40 s)."""
     gaps = []
     for seed in range(2):
         detections, instances = ground_truth_detections(synthetic_root, np.random.default_rng(seed))
