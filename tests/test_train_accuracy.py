@@ -1,10 +1,14 @@
 """The whole stack learns: tools/train.py trains the tiny config a few hundred iterations on the session's
 synthetic world (CPU), and the devkit, through the validation metric, finds its cars; tools/test.py --task track
-then tracks the model's detections and the devkit's TrackingEval scores them."""
+then tracks the model's detections, the devkit's TrackingEval scores them, and --show-dir draws every test frame
+through the config's LidarVisualizer."""
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
+
+import imageio.v3 as iio
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/voxelnext/voxelnext_tiny_synthetic.py"
@@ -24,9 +28,13 @@ def test_tiny_config_learns_cars_in_a_few_hundred_iterations(synthetic_root, tmp
     assert summary["mean_dist_aps"]["car"] >= 0.3
 
     run = subprocess.run([sys.executable, "tools/test.py", CONFIG, str(work / f"epoch_{EPOCHS}.pth"), "--data-root",
-                          synthetic_root, "--work-dir", str(work), "--task", "track"],
+                          synthetic_root, "--work-dir", str(work), "--task", "track", "--show-dir", str(work / "show")],
                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr[-4000:]
     tracking = json.loads((work / "track_eval" / "metrics_summary.json").read_text())  # TrackingEval's own file
     print(run.stdout[-800:])
     assert "AMOTA" in run.stdout and tracking["label_metrics"]["amota"]["car"] > 0.1, tracking["label_metrics"]["amota"]
+    frames = len(pickle.loads((Path(synthetic_root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"])
+    pictures = sorted((work / "show").glob("*.png"))
+    assert len(pictures) == frames
+    assert iio.imread(pictures[0]).shape[:2] == (640, 2 * 640 + 2)  # ground truth beside predictions

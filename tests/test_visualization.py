@@ -175,3 +175,32 @@ def test_tool_refuses_bad_input(synthetic_root, tmp_path, capsys):
         code = tool.main([str(a) for a in args])
         err = capsys.readouterr().err
         assert code == 2 and message in err, (args, err[-1500:])
+
+
+def test_lidar_visualizer_draws_ground_truth_beside_predictions_through_its_backend(tmp_path):
+    """The config's visualizer, built by the registry with mmengine's LocalVisBackend: the ground truth (white)
+    on the left half where the projection puts it, the predictions from score_thr in class colours on the right,
+    a prediction under the threshold left out."""
+    import imageio.v3 as iio
+
+    from perception3d.registry import VISUALIZERS
+
+    visualizer = VISUALIZERS.build(dict(type="LidarVisualizer", name="test_lidar_visualizer", save_dir=str(tmp_path),
+                                        vis_backends=[dict(type="LocalVisBackend")], extent=20.0, width=W,
+                                        height=H, score_thr=0.5))
+    points = np.zeros((0, 5), np.float32)
+    car = np.array([3.0, 2.0, 0.5, 4.5, 1.9, 1.6, 0.6, 0.0, 0.0])
+    faint = np.array([-8.0, -6.0, 0.5, 4.5, 1.9, 1.6, 0.0, 0.0, 0.0])
+    visualizer.add_datasample("frame", points, car[None], np.stack([car, faint]), np.array([0, 0]),
+                              np.array([0.9, 0.2]))
+    image = iio.imread(tmp_path / "vis_data" / "vis_image" / "frame_0.png")[..., :3]
+    assert image.shape == (H, 2 * W + 2, 3)
+    left, right = image[:, :W], image[:, W + 2:]
+    pixels = np.rint(project(visualizer.camera, edge_samples(car), W, H)).astype(int)
+    white = left.min(axis=2) > 200
+    assert np.mean([white[r - 1:r + 2, c - 1:c + 2].any() for c, r in pixels]) >= 0.95
+    colour = np.rint(class_box_colours([0])[0] * 255)
+    car_coloured = (np.abs(right.astype(int) - colour) <= 8).all(axis=2)
+    assert np.mean([car_coloured[r - 1:r + 2, c - 1:c + 2].any() for c, r in pixels]) >= 0.95
+    faint_pixels = np.rint(project(visualizer.camera, edge_samples(faint), W, H)).astype(int)
+    assert not any(car_coloured[r - 1:r + 2, c - 1:c + 2].any() for c, r in faint_pixels)

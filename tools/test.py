@@ -2,11 +2,13 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR [--show-score-thr T]]
                          [--score-thr T] [--data-root PATH] [--cfg-options k=v ...] [--launcher ...]
-                         [--task det|track [--max-age N] [--matcher greedy|hungarian] [--voxel-association]]
+                         [--task det|track [--max-age N] [--matcher greedy|hungarian] [--motion kalman|centerpoint]
+                                           [--voxel-association]]
 
 Writes the submission JSON (global frame) and the devkit's metrics_summary.json and metrics_details.json to
 <work-dir>/eval/ and prints mAP, NDS, the TP errors and the per-class table. --out saves every prediction (LiDAR
-frame, with poses) as a pickle; --show-dir draws a bird's-eye view of each frame, predictions over ground truth.
+frame, with poses) as a pickle; --show-dir draws each frame from above, ground truth beside the predictions
+(the config's LidarVisualizer).
 --task track then tracks the objects of each scene (the config's ``tracker`` settings, overridden by the flags)
 and scores the tracks with the devkit's TrackingEval: submission and metrics_summary.json in <work-dir>/track_eval/.
 """
@@ -29,7 +31,7 @@ def parse_args(argv=None):
     parser.add_argument("checkpoint")
     parser.add_argument("--work-dir", help="default work_dirs/<config stem>")
     parser.add_argument("--out", help="save all predictions to this .pkl")
-    parser.add_argument("--show-dir", help="write a BEV picture of every frame here")
+    parser.add_argument("--show-dir", help="write a picture of every frame here, ground truth beside predictions")
     parser.add_argument("--score-thr", type=float, default=0.0,
                         help="leave out predictions below this score (submission, --out and pictures)")
     parser.add_argument("--show-score-thr", type=float, default=0.3,
@@ -68,17 +70,21 @@ def setup(args):
     return cfg, dump
 
 
-def draw_frames(cfg, dump: str, show_dir: str, score_thr: float) -> None:
-    """One BEV PNG per frame of the dump: the frame's points, its ground truth and the predictions scored at least
-    ``score_thr``."""
+def draw_frames(cfg, dump: str, show_dir: str, score_thr: float, visualizer) -> None:
+    """One PNG per frame of the dump through the run's LidarVisualizer (the config's ``visualizer``): the frame's
+    points, its ground truth beside the predictions scored at least ``score_thr``."""
     from mmengine.utils import ProgressBar
 
     from perception3d.datasets.transforms.loading import LoadPoints, LoadSweeps
     from perception3d.evaluation import load_detections
     from perception3d.registry import DATASETS
-    from perception3d.visualization import draw_bev
+    from perception3d.visualization import LidarVisualizer
 
+    if not isinstance(visualizer, LidarVisualizer):  # a config with another visualizer: draw with ours
+        visualizer = LidarVisualizer(name="show_dir")
+    visualizer.score_thr = score_thr
     detections = load_detections(dump)
+    visualizer.classes = tuple(detections["classes"])
     dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, pipeline=[]))
     index = {dataset.get_data_info(i)["token"]: i for i in range(len(dataset))}
     load = [LoadPoints(), LoadSweeps(1)]
@@ -87,10 +93,8 @@ def draw_frames(cfg, dump: str, show_dir: str, score_thr: float) -> None:
         sample = dataset.make_sample(dataset.get_data_info(index[frame["token"]]))
         for step in load:
             sample = step(sample)
-        shown = frame["scores"] >= score_thr
-        draw_bev(str(Path(show_dir) / f"{frame['token']}.png"), sample.points, frame["boxes"][shown],
-                 frame["labels"][shown], sample.gt_boxes, classes=detections["classes"], title=f"{frame['token']}: "
-                 f"{int(shown.sum())} predictions ≥ {score_thr:g}, {len(sample.gt_boxes)} ground-truth boxes")
+        visualizer.add_datasample(frame["token"], sample.points, sample.gt_boxes, frame["boxes"], frame["labels"],
+                                  frame["scores"], out_file=str(Path(show_dir) / f"{frame['token']}.png"))
         progress.update()
     print(f"\npictures in {show_dir}")
 
@@ -123,7 +127,7 @@ def main(argv=None) -> int:
     if tracker is not None:
         run_tracking(dump, cfg.test_dataloader.dataset.data_root, str(Path(cfg.work_dir) / "track_eval"), tracker)
     if args.show_dir:
-        draw_frames(cfg, dump, args.show_dir, args.show_score_thr)
+        draw_frames(cfg, dump, args.show_dir, args.show_score_thr, runner.visualizer)
     return 0
 
 

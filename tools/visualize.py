@@ -160,7 +160,6 @@ def render(frame: Frame, args) -> np.ndarray:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from perception3d.datasets.point_io import load_points
     from perception3d.engine import UserError
     from perception3d.visualization.open3d_scene import has_display, save_png, show_window
     from perception3d.visualization.video import VIDEO_TYPES, write_video

@@ -16,4 +16,4 @@ log_processor = dict(type="LogProcessor", window_size=50, by_epoch=True)
 log_level = "INFO"
 load_from = None
 resume = False
-visualizer = dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")])
+visualizer = dict(type="LidarVisualizer", vis_backends=[dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")])

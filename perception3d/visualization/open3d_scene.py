@@ -89,7 +89,8 @@ def _geometries(points, boxes, box_colours, colour_by):
     import open3d as o3d
 
     # Open3D takes colours as linear light and encodes them as sRGB on the way out: decode ours first, so the
-    # picture shows the colours given (the BEV pictures' class colours, the colour maps' values)
+    # picture shows the colours given (the BEV pictures' class colours, the colour maps' values; a window's tone
+    # curve still shifts them a little)
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points)[:, :3].astype(np.float64)))
     cloud.colors = o3d.utility.Vector3dVector(srgb_to_linear(point_colours(points, colour_by)))
     geometries = [cloud]
@@ -156,7 +157,11 @@ def _renderer(width: int, height: int):
     import open3d.visualization.rendering as rendering
 
     if (width, height) not in _RENDERERS:
-        _RENDERERS[(width, height)] = rendering.OffscreenRenderer(width, height)
+        renderer = rendering.OffscreenRenderer(width, height)
+        # no tone curve: with the colours decoded from sRGB, the picture shows them as given (within 2 levels)
+        renderer.scene.view.set_color_grading(rendering.ColorGrading(rendering.ColorGrading.Quality.ULTRA,
+                                                                     rendering.ColorGrading.ToneMapping.LINEAR))
+        _RENDERERS[(width, height)] = renderer
     return _RENDERERS[(width, height)]
 
 
