@@ -204,3 +204,55 @@ def test_lidar_visualizer_draws_ground_truth_beside_predictions_through_its_back
     assert np.mean([car_coloured[r - 1:r + 2, c - 1:c + 2].any() for c, r in pixels]) >= 0.95
     faint_pixels = np.rint(project(visualizer.camera, edge_samples(faint), W, H)).astype(int)
     assert not any(car_coloured[r - 1:r + 2, c - 1:c + 2].any() for c, r in faint_pixels)
+
+
+def test_tool_colours_tracks_by_id_with_trails(synthetic_root, tmp_path):
+    """A tracking submission (here the ground truth with its instance ids) over a sample: the fastest car's box is
+    drawn in its track's colour where it projects, and its trail passes where it was two key frames before."""
+    import pickle
+
+    import imageio.v3 as iio
+
+    from perception3d.evaluation import tracking_records
+    from perception3d.evaluation.submission import lidar_to_global
+    from perception3d.structures import transform_points
+    from perception3d.visualization.open3d_scene import track_colour
+
+    infos = pickle.loads((Path(synthetic_root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"]
+    infos = sorted(infos, key=lambda info: info["timestamp"])
+    ids, results = {}, {}
+    for info in infos:
+        cars = np.asarray(info["gt_names"]) == "car"
+        boxes = lidar_to_global(np.asarray(info["gt_boxes"], dtype=np.float64)[cars], info["lidar2ego"],
+                                info["ego2global"])
+        track_ids = [ids.setdefault(t, len(ids)) for t in np.asarray(info["instance_tokens"])[cars]]
+        results[info["token"]] = tracking_records(info["token"], boxes, np.ones(len(boxes)), ["car"] * len(boxes),
+                                                  track_ids, info["scene_token"])
+    submission = tmp_path / "tracks.json"
+    submission.write_text(json.dumps({"meta": {}, "results": results}))
+    index = 8
+    info, earlier = infos[index], infos[index - 2]
+    records = results[info["token"]]
+    before = {r["tracking_id"]: r["translation"] for r in results[earlier["token"]]}
+    to_lidar = np.linalg.inv(np.asarray(info["ego2global"]) @ np.asarray(info["lidar2ego"]))
+    moved = [(np.linalg.norm(np.subtract(r["translation"], before[r["tracking_id"]])), r) for r in records
+             if r["tracking_id"] in before]
+    distance, fastest = max(moved, key=lambda m: m[0])
+    assert distance > 3.0  # it has moved out of its own box in two key frames
+    out = tmp_path / "tracks.png"
+    tool = load_tool()
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "voxelnext" / "voxelnext_tiny_synthetic.py")
+    assert tool.main([config, "--data-root", synthetic_root, "--token", info["token"], "--tracks", str(submission),
+                      "--out", str(out), "--width", str(W), "--height", str(H), "--extent", "30"]) == 0
+    image = iio.imread(out)[..., :3].astype(int)
+    colour = np.rint(np.asarray(track_colour(fastest["tracking_id"])) * 255)
+    ours = (np.abs(image - colour) <= 8).all(axis=2)
+    camera = camera_preset("bev", 30.0)
+    box = tool.tracked_boxes({info["token"]: [fastest]}, info)[0][0]
+    pixels = np.rint(project(camera, edge_samples(box), W, H)).astype(int)
+    inside = [(c, r) for c, r in pixels if 1 <= c < W - 1 and 1 <= r < H - 1]
+    assert len(inside) > 100
+    assert np.mean([ours[r - 1:r + 2, c - 1:c + 2].any() for c, r in inside]) >= 0.9
+    then = transform_points(to_lidar, np.asarray([before[fastest["tracking_id"]]], dtype=np.float64))
+    c, r = np.rint(project(camera, then, W, H)[0]).astype(int)
+    assert ours[r - 2:r + 3, c - 2:c + 3].any()  # the trail reaches back to where it was

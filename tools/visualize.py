@@ -7,7 +7,8 @@
 A point file is any that perception3d.apis reads (.bin / .pcd.bin with --load-dims, .npy, .pcd, .ply), its boxes
 (class colours; classes outside the ten left out) from a JSON. A config
 picks a sample of its test dataset (by index or sample token): its key-frame points and ground-truth boxes (white),
-with the predictions of tools/test.py --out (class colours, from --score-thr up) over them. --sequence renders
+with the predictions of tools/test.py --out (class colours, from --score-thr up) and the tracks of a tracking
+submission (--tracks: a colour per track id, a trail of its last --trail centres) over them. --sequence renders
 every key frame of that sample's scene into an MP4 or GIF. Without --out a window opens where there is a display;
 without a display the picture goes to visualize.png. --mode bev draws a matplotlib bird's-eye view instead of
 the Open3D scene.
@@ -23,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GT_COLOUR = (1.0, 1.0, 1.0)
+GT_LABEL, TRACK_LABEL = -1, -2  # Frame.labels of ground-truth and tracked boxes (predictions hold class indices)
 
 
 def parse_args(argv=None):
@@ -38,7 +40,10 @@ def parse_args(argv=None):
     parser.add_argument("--token", help="sample token in the config's test dataset")
     parser.add_argument("--data-root", help="the dataset's folder (default: the config's)")
     parser.add_argument("--pred", help="predictions saved by tools/test.py --out, drawn over the sample")
-    parser.add_argument("--score-thr", type=float, default=0.3, help="least score of a drawn prediction")
+    parser.add_argument("--tracks", help="a tracking submission (tools/track.py's track_eval/"
+                        "results_nusc_tracking.json) drawn over the sample: boxes coloured by track id, with trails")
+    parser.add_argument("--trail", type=int, default=6, help="key frames of past centres drawn behind each track")
+    parser.add_argument("--score-thr", type=float, default=0.3, help="least score of a drawn prediction or track")
     parser.add_argument("--sequence", action="store_true", help="every key frame of the sample's scene → video")
     parser.add_argument("--mode", choices=["3d", "bev"], default="3d", help="Open3D scene or matplotlib BEV")
     parser.add_argument("--camera", choices=CAMERAS, default="bev", help="Open3D camera preset")
@@ -51,14 +56,14 @@ def parse_args(argv=None):
 
 
 class Frame:
-    """What one picture shows: points (N, 5), boxes (K, 9) with RGB colours (K, 3) and class indices (K,) (-1 for
-    ground truth), in the points' frame."""
+    """What one picture shows: points (N, 5), boxes (K, 9) with RGB colours (K, 3) and labels (K,) (class indices;
+    GT_LABEL, TRACK_LABEL), trails ((P, 3) path, colour), in the points' frame."""
 
-    def __init__(self, name, points, boxes=None, colours=None, labels=None):
-        self.name, self.points = name, points
+    def __init__(self, name, points, boxes=None, colours=None, labels=None, trails=()):
+        self.name, self.points, self.trails = name, points, list(trails)
         self.boxes = np.zeros((0, 9)) if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
         self.colours = np.zeros((0, 3)) if colours is None else np.asarray(colours).reshape(-1, 3)
-        self.labels = np.full(len(self.boxes), -1) if labels is None else np.asarray(labels)
+        self.labels = np.full(len(self.boxes), GT_LABEL) if labels is None else np.asarray(labels)
 
 
 def dataset_frames(args):
@@ -68,7 +73,8 @@ def dataset_frames(args):
     from perception3d.engine import UserError, load_config
     from perception3d.evaluation import load_detections
     from perception3d.registry import DATASETS
-    from perception3d.visualization.open3d_scene import class_box_colours
+    from perception3d.structures import transform_points
+    from perception3d.visualization.open3d_scene import class_box_colours, track_colour
 
     import perception3d.datasets  # noqa: F401  (registers the datasets)
 
@@ -95,21 +101,67 @@ def dataset_frames(args):
             raise UserError(f"--pred {args.pred}: file not found")
         detections = load_detections(args.pred)
         predictions = {f["token"]: f for f in detections["frames"]}
+    tracks = load_tracks(args.tracks, args.score_thr) if args.tracks else None
     frames = []
     for i in chosen:
         sample = dataset.make_sample(infos[i])
         points = load_points(str(Path(dataset.data_root) / infos[i]["lidar_path"]))
         boxes, colours, labels = [sample.gt_boxes], [np.tile(GT_COLOUR, (len(sample.gt_boxes), 1))], \
-            [np.full(len(sample.gt_boxes), -1)]
+            [np.full(len(sample.gt_boxes), GT_LABEL)]
         pred = predictions.get(infos[i]["token"])
         if pred is not None:
             shown = np.asarray(pred["scores"]) >= args.score_thr
             boxes.append(np.asarray(pred["boxes"])[shown])
             labels.append(np.asarray(pred["labels"])[shown])
             colours.append(class_box_colours(labels[-1]))
+        trails = []
+        if tracks is not None:
+            track_boxes, ids, to_lidar = tracked_boxes(tracks, infos[i])
+            colours_by_id = [track_colour(t) for t in ids]
+            boxes.append(track_boxes)
+            colours.append(np.asarray(colours_by_id).reshape(-1, 3))
+            labels.append(np.full(len(track_boxes), TRACK_LABEL))
+            # each track's centres in the scene's last --trail key frames up to this one (global, then LiDAR)
+            scene = sorted((j for j, info in enumerate(infos) if info["scene_token"] == infos[i]["scene_token"]
+                            and info["timestamp"] <= infos[i]["timestamp"]), key=lambda j: infos[j]["timestamp"])
+            past = {}
+            for j in scene[-(args.trail + 1):]:
+                for record in tracks.get(infos[j]["token"], []):
+                    past.setdefault(record["tracking_id"], []).append(record["translation"])
+            for track_id, colour in zip(ids, colours_by_id):
+                trails.append((transform_points(to_lidar, np.asarray(past[track_id], dtype=np.float64)), colour))
         frames.append(Frame(infos[i]["token"], points, np.concatenate(boxes), np.concatenate(colours),
-                            np.concatenate(labels)))
+                            np.concatenate(labels), trails))
     return frames
+
+
+def load_tracks(path: str, score_thr: float) -> dict:
+    """A tracking submission JSON → its records of tracking_score at least ``score_thr``, by sample token."""
+    import json
+
+    from perception3d.engine import UserError
+
+    try:
+        results = json.loads(Path(path).read_text())["results"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--tracks {path}: not a nuScenes tracking submission ({e})") from e
+    return {token: [r for r in records if r["tracking_score"] >= score_thr] for token, records in results.items()}
+
+
+def tracked_boxes(tracks: dict, info: dict):
+    """The sample's tracked boxes moved from the global frame into its LiDAR frame → (boxes (T, 9), track ids,
+    the global → LiDAR (4, 4) pose)."""
+    from nuscenes.utils.data_classes import Box
+    from pyquaternion import Quaternion
+
+    from perception3d.structures import boxes_from_devkit, transform_boxes
+
+    records = tracks.get(info["token"], [])
+    devkit = [Box(r["translation"], r["size"], Quaternion(r["rotation"]), velocity=(*r["velocity"], 0.0))
+              for r in records]
+    to_lidar = np.linalg.inv(np.asarray(info["ego2global"]) @ np.asarray(info["lidar2ego"]))
+    boxes = boxes_from_devkit(devkit) if devkit else np.zeros((0, 9))
+    return transform_boxes(to_lidar, boxes), [r["tracking_id"] for r in records], to_lidar
 
 
 def file_frame(args) -> Frame:
@@ -147,15 +199,15 @@ def render(frame: Frame, args) -> np.ndarray:
 
         from perception3d.visualization import draw_bev
 
-        gt = frame.labels < 0
+        gt, pred = frame.labels == GT_LABEL, frame.labels >= 0  # (tracks are drawn in 3-D only)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "bev.png"
-            draw_bev(str(path), frame.points, frame.boxes[~gt], frame.labels[~gt], frame.boxes[gt],
+            draw_bev(str(path), frame.points, frame.boxes[pred], frame.labels[pred], frame.boxes[gt],
                      extent=args.extent, title=frame.name)
             return iio.imread(path)[..., :3]
     image = render_image(frame.points, frame.boxes, frame.colours, camera_preset(args.camera, args.extent),
-                         args.width, args.height, colour_by=args.colour_by)
-    return add_legend(image, frame.labels, CLASSES, ground_truth=bool((frame.labels < 0).any()))
+                         args.width, args.height, colour_by=args.colour_by, trails=frame.trails)
+    return add_legend(image, frame.labels, CLASSES, ground_truth=bool((frame.labels == GT_LABEL).any()))
 
 
 def main(argv=None) -> int:
@@ -172,8 +224,8 @@ def main(argv=None) -> int:
         if args.input.endswith(".py"):
             frames = dataset_frames(args)
         else:
-            if args.index is not None or args.token is not None or args.sequence or args.pred:
-                raise UserError("--index, --token, --sequence and --pred need a config as INPUT")
+            if args.index is not None or args.token is not None or args.sequence or args.pred or args.tracks:
+                raise UserError("--index, --token, --sequence, --pred and --tracks need a config as INPUT")
             frames = [file_frame(args)]
     except (UserError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

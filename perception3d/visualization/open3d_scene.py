@@ -85,7 +85,17 @@ def box_lines(boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return vertices.reshape(-1, 3), edges.reshape(-1, 2)
 
 
-def _geometries(points, boxes, box_colours, colour_by):
+def track_colour(track_id) -> Tuple[float, float, float]:
+    """A stable colour (RGB in [0, 1]) for a track id (int or str): the same id, the same colour in every frame
+    and every run."""
+    import zlib
+
+    from matplotlib import colormaps
+
+    return tuple(colormaps["tab20"](zlib.crc32(str(track_id).encode()) % 20)[:3])
+
+
+def _geometries(points, boxes, box_colours, colour_by, trails=()):
     import open3d as o3d
 
     # Open3D takes colours as linear light and encodes them as sRGB on the way out: decode ours first, so the
@@ -100,6 +110,15 @@ def _geometries(points, boxes, box_colours, colour_by):
         colours = srgb_to_linear(np.asarray(box_colours, dtype=np.float64).reshape(-1, 3))
         lines.colors = o3d.utility.Vector3dVector(np.repeat(colours, len(BOX_EDGES), axis=0))
         geometries.append(lines)
+    for path, colour in trails:  # a polyline through a track's past centres
+        path = np.asarray(path, dtype=np.float64).reshape(-1, 3)
+        if len(path):  # steps under 1 cm left out: a standing object has no trail (and Open3D no flat line)
+            path = path[np.concatenate([[True], np.linalg.norm(np.diff(path, axis=0), axis=1) > 0.01])]
+        if len(path) >= 2:
+            segments = np.column_stack([np.arange(len(path) - 1), np.arange(1, len(path))])
+            trail = o3d.geometry.LineSet(o3d.utility.Vector3dVector(path), o3d.utility.Vector2iVector(segments))
+            trail.colors = o3d.utility.Vector3dVector(np.tile(srgb_to_linear(np.asarray(colour)), (len(segments), 1)))
+            geometries.append(trail)
     return geometries
 
 
@@ -117,9 +136,10 @@ def class_box_colours(labels: Sequence[int]) -> np.ndarray:
 def render_image(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colours: Optional[np.ndarray] = None,
                  camera: Camera = None, width: int = 1280, height: int = 960, point_size: float = 2.0,
                  line_width: float = 2.0, colour_by: str = "height",
-                 background: Tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+                 background: Tuple[float, float, float] = (0.0, 0.0, 0.0), trails: Sequence = ()) -> np.ndarray:
     """Renders ``points`` (N, >= 3) and ``boxes`` (K, 9) in ``box_colours`` (K, 3; white without) seen by
-    ``camera`` (default: bird's eye) off screen → uint8 RGB image (height, width, 3)."""
+    ``camera`` (default: bird's eye) off screen → uint8 RGB image (height, width, 3). ``trails``: (path (P, 3) m,
+    RGB colour) pairs drawn as polylines (tracks' past centres)."""
     os.environ.setdefault("EGL_PLATFORM", "surfaceless")  # EGL without a display (read when the renderer starts)
     import open3d.visualization.rendering as rendering
 
@@ -131,7 +151,7 @@ def render_image(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_col
     renderer.scene.clear_geometry()
     try:
         renderer.scene.set_background([*background, 1.0])
-        for i, geometry in enumerate(_geometries(points, boxes, box_colours, colour_by)):
+        for i, geometry in enumerate(_geometries(points, boxes, box_colours, colour_by, trails)):
             if i == 0 and not len(geometry.points):
                 continue
             material = rendering.MaterialRecord()
