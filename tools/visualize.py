@@ -1,17 +1,18 @@
 """Draw a point cloud with its boxes: an Open3D window where there is a display, a picture or a video otherwise.
 
     python tools/visualize.py POINTS_FILE [--load-dims 5] [--boxes BOXES.json] [--out PATH.png]
-    python tools/visualize.py CONFIG --index I | --token T [--data-root DIR] [--pred RESULTS.pkl] [--out PATH.png]
+    python tools/visualize.py CONFIG --index I | --token T [--data-root DIR] [--pred RESULTS.pkl|results_nusc.json]
+                              [--tracks results_nusc_tracking.json] [--out PATH.png] [--mode bev]
     python tools/visualize.py CONFIG --index I --sequence --out SCENE.mp4|.gif
 
 A point file is any that perception3d.apis reads (.bin / .pcd.bin with --load-dims, .npy, .pcd, .ply), its boxes
-(class colours; classes outside the ten left out) from a JSON. A config
-picks a sample of its test dataset (by index or sample token): its key-frame points and ground-truth boxes (white),
-with the predictions of tools/test.py --out (class colours, from --score-thr up) and the tracks of a tracking
-submission (--tracks: a colour per track id, a trail of its last --trail centres) over them. --sequence renders
-every key frame of that sample's scene into an MP4 or GIF. Without --out a window opens where there is a display;
-without a display the picture goes to visualize.png. --mode bev draws a matplotlib bird's-eye view instead of
-the Open3D scene.
+(class colours; classes outside the ten left out) from a JSON. A config picks a sample of its test dataset (by
+index or sample token): its key-frame points and ground-truth boxes (white), with predictions (--pred:
+tools/test.py's --out pickle or its submission JSON; class colours, from --score-thr up) and the tracks of a
+tracking submission (--tracks: a colour per track id, a trail of its last --trail centres) over them.
+--sequence renders every key frame of that sample's scene into an MP4 or GIF. Without --out a window opens where
+there is a display; without a display the picture goes to visualize.png. --mode bev draws a matplotlib
+bird's-eye view instead of the Open3D scene.
 """
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-GT_COLOUR = (1.0, 1.0, 1.0)
 GT_LABEL, TRACK_LABEL = -1, -2  # Frame.labels of ground-truth and tracked boxes (predictions hold class indices)
 
 
 def parse_args(argv=None):
-    from perception3d.visualization.open3d_scene import CAMERAS, COLOUR_MODES
+    from perception3d.visualization.colours import COLOUR_MODES
+    from perception3d.visualization.open3d_scene import CAMERAS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", help="a point file, or a config (.py) with --index or --token")
@@ -39,13 +40,15 @@ def parse_args(argv=None):
     parser.add_argument("--index", type=int, help="sample index in the config's test dataset")
     parser.add_argument("--token", help="sample token in the config's test dataset")
     parser.add_argument("--data-root", help="the dataset's folder (default: the config's)")
-    parser.add_argument("--pred", help="predictions saved by tools/test.py --out, drawn over the sample")
+    parser.add_argument("--pred", help="predictions drawn over the sample: tools/test.py's --out pickle or its "
+                        "submission JSON (eval/results_nusc.json)")
     parser.add_argument("--tracks", help="a tracking submission (tools/track.py's track_eval/"
                         "results_nusc_tracking.json) drawn over the sample: boxes coloured by track id, with trails")
     parser.add_argument("--trail", type=int, default=6, help="key frames of past centres drawn behind each track")
     parser.add_argument("--score-thr", type=float, default=0.3, help="least score of a drawn prediction or track")
     parser.add_argument("--sequence", action="store_true", help="every key frame of the sample's scene → video")
-    parser.add_argument("--mode", choices=["3d", "bev"], default="3d", help="Open3D scene or matplotlib BEV")
+    parser.add_argument("--mode", choices=["3d", "bev"], default="3d",
+                        help="the Open3D scene, or a matplotlib bird's-eye view (square, --height pixels a side)")
     parser.add_argument("--camera", choices=CAMERAS, default="bev", help="Open3D camera preset")
     parser.add_argument("--colour-by", choices=COLOUR_MODES, default="height", help="point colours")
     parser.add_argument("--extent", type=float, default=54.0, help="half-width of the view (m)")
@@ -67,14 +70,13 @@ class Frame:
 
 
 def dataset_frames(args):
-    """The Frames of the config's sample (or of its whole scene with --sequence), with ground truth and
-    predictions."""
+    """The Frames of the config's sample (or of its whole scene with --sequence), with ground truth,
+    predictions and tracks."""
     from perception3d.datasets.point_io import load_points
     from perception3d.engine import UserError, load_config
-    from perception3d.evaluation import load_detections
     from perception3d.registry import DATASETS
     from perception3d.structures import transform_points
-    from perception3d.visualization.open3d_scene import class_box_colours, track_colour
+    from perception3d.visualization import GT_COLOUR, class_box_colours, track_colour
 
     import perception3d.datasets  # noqa: F401  (registers the datasets)
 
@@ -90,78 +92,108 @@ def dataset_frames(args):
         if args.index is None or not 0 <= args.index < len(infos):
             raise UserError(f"--index must be within 0..{len(infos) - 1} (or give --token), got {args.index}")
         index = args.index
-    chosen = [index]
-    if args.sequence:
-        scene = infos[index]["scene_token"]
-        chosen = sorted((i for i, info in enumerate(infos) if info["scene_token"] == scene),
-                        key=lambda i: infos[i]["timestamp"])
-    predictions = {}
-    if args.pred:
-        if not Path(args.pred).is_file():
-            raise UserError(f"--pred {args.pred}: file not found")
-        detections = load_detections(args.pred)
-        predictions = {f["token"]: f for f in detections["frames"]}
-    tracks = load_tracks(args.tracks, args.score_thr) if args.tracks else None
+    scene = sorted((i for i, info in enumerate(infos) if info["scene_token"] == infos[index]["scene_token"]),
+                   key=lambda i: infos[i]["timestamp"])  # the sample's scene in time order
+    chosen = scene if args.sequence else [index]
+    predictions = load_predictions(args.pred, args.score_thr) if args.pred else {}
+    tracks = load_submission(args.tracks, "--tracks", "tracking_score", args.score_thr) if args.tracks else None
     frames = []
     for i in chosen:
-        sample = dataset.make_sample(infos[i])
-        points = load_points(str(Path(dataset.data_root) / infos[i]["lidar_path"]))
+        info = infos[i]
+        sample = dataset.make_sample(info)
+        points = load_points(str(Path(dataset.data_root) / info["lidar_path"]))
         boxes, colours, labels = [sample.gt_boxes], [np.tile(GT_COLOUR, (len(sample.gt_boxes), 1))], \
             [np.full(len(sample.gt_boxes), GT_LABEL)]
-        pred = predictions.get(infos[i]["token"])
-        if pred is not None:
-            shown = np.asarray(pred["scores"]) >= args.score_thr
-            boxes.append(np.asarray(pred["boxes"])[shown])
-            labels.append(np.asarray(pred["labels"])[shown])
-            colours.append(class_box_colours(labels[-1]))
+        if info["token"] in predictions:
+            pred_boxes, pred_labels = predicted_boxes(predictions[info["token"]], info)
+            boxes.append(pred_boxes)
+            labels.append(pred_labels)
+            colours.append(class_box_colours(pred_labels))
         trails = []
         if tracks is not None:
-            track_boxes, ids, to_lidar = tracked_boxes(tracks, infos[i])
+            records = tracks.get(info["token"], [])
+            track_boxes, to_lidar = submission_boxes(records, info)
+            ids = [r["tracking_id"] for r in records]
             colours_by_id = [track_colour(t) for t in ids]
             boxes.append(track_boxes)
             colours.append(np.asarray(colours_by_id).reshape(-1, 3))
             labels.append(np.full(len(track_boxes), TRACK_LABEL))
             # each track's centres in the scene's last --trail key frames up to this one (global, then LiDAR)
-            scene = sorted((j for j, info in enumerate(infos) if info["scene_token"] == infos[i]["scene_token"]
-                            and info["timestamp"] <= infos[i]["timestamp"]), key=lambda j: infos[j]["timestamp"])
+            position = scene.index(i)
             past = {}
-            for j in scene[-(args.trail + 1):]:
+            for j in scene[max(position - args.trail, 0):position + 1]:
                 for record in tracks.get(infos[j]["token"], []):
                     past.setdefault(record["tracking_id"], []).append(record["translation"])
             for track_id, colour in zip(ids, colours_by_id):
                 trails.append((transform_points(to_lidar, np.asarray(past[track_id], dtype=np.float64)), colour))
-        frames.append(Frame(infos[i]["token"], points, np.concatenate(boxes), np.concatenate(colours),
+        frames.append(Frame(info["token"], points, np.concatenate(boxes), np.concatenate(colours),
                             np.concatenate(labels), trails))
     return frames
 
 
-def load_tracks(path: str, score_thr: float) -> dict:
-    """A tracking submission JSON → its records of tracking_score at least ``score_thr``, by sample token."""
+def load_predictions(path: str, score_thr: float) -> dict:
+    """--pred: a tools/test.py --out pickle (LiDAR frame) or a detection submission JSON (tools/test.py's
+    eval/results_nusc.json, global frame) → its predictions of score at least ``score_thr`` by sample token: a
+    dict of boxes, labels from the pickle, a list of devkit records from the JSON."""
+    from perception3d.engine import UserError
+    from perception3d.evaluation import load_detections
+
+    if not Path(path).is_file():
+        raise UserError(f"--pred {path}: file not found")
+    if path.endswith(".json"):
+        return load_submission(path, "--pred", "detection_score", score_thr)
+    try:
+        frames = load_detections(path)["frames"]
+    except Exception as e:  # noqa: BLE001  (whatever the unpickling raised, named with the file)
+        raise UserError(f"--pred {path}: not a tools/test.py --out pickle or submission JSON ({e})") from e
+    predictions = {}
+    for frame in frames:
+        shown = np.asarray(frame["scores"]) >= score_thr
+        predictions[frame["token"]] = {"boxes": np.asarray(frame["boxes"], dtype=np.float64)[shown],
+                                       "labels": np.asarray(frame["labels"], dtype=np.int64)[shown]}
+    return predictions
+
+
+def load_submission(path: str, flag: str, score_key: str, score_thr: float) -> dict:
+    """A nuScenes submission JSON (detection or tracking) → its records of ``score_key`` at least ``score_thr``,
+    by sample token."""
     import json
 
     from perception3d.engine import UserError
 
     try:
         results = json.loads(Path(path).read_text())["results"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"--tracks {path}: not a nuScenes tracking submission ({e})") from e
-    return {token: [r for r in records if r["tracking_score"] >= score_thr] for token, records in results.items()}
+        return {token: [r for r in records if r[score_key] >= score_thr] for token, records in results.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        kind = "tracking" if score_key == "tracking_score" else "detection"
+        raise UserError(f"{flag} {path}: not a nuScenes {kind} submission ({type(e).__name__}: {e})") from e
 
 
-def tracked_boxes(tracks: dict, info: dict):
-    """The sample's tracked boxes moved from the global frame into its LiDAR frame → (boxes (T, 9), track ids,
-    the global → LiDAR (4, 4) pose)."""
+def predicted_boxes(prediction, info: dict):
+    """One sample's --pred entry → (boxes (K, 9) in its LiDAR frame, class indices (K,)); a submission's
+    classes outside the ten left out."""
+    from perception3d.datasets.classes import CLASSES
+
+    if isinstance(prediction, dict):
+        return prediction["boxes"], prediction["labels"]
+    records = [r for r in prediction if r["detection_name"] in CLASSES]
+    return submission_boxes(records, info)[0], np.array([CLASSES.index(r["detection_name"]) for r in records],
+                                                        dtype=np.int64)
+
+
+def submission_boxes(records: list, info: dict):
+    """A sample's submission records (global frame) moved into its LiDAR frame → (boxes (K, 9), the global →
+    LiDAR (4, 4) pose)."""
     from nuscenes.utils.data_classes import Box
     from pyquaternion import Quaternion
 
     from perception3d.structures import boxes_from_devkit, transform_boxes
 
-    records = tracks.get(info["token"], [])
     devkit = [Box(r["translation"], r["size"], Quaternion(r["rotation"]), velocity=(*r["velocity"], 0.0))
               for r in records]
     to_lidar = np.linalg.inv(np.asarray(info["ego2global"]) @ np.asarray(info["lidar2ego"]))
     boxes = boxes_from_devkit(devkit) if devkit else np.zeros((0, 9))
-    return transform_boxes(to_lidar, boxes), [r["tracking_id"] for r in records], to_lidar
+    return transform_boxes(to_lidar, boxes), to_lidar
 
 
 def file_frame(args) -> Frame:
@@ -171,7 +203,7 @@ def file_frame(args) -> Frame:
     from perception3d.datasets.classes import CLASSES
     from perception3d.datasets.point_io import load_points
     from perception3d.engine import UserError
-    from perception3d.visualization.open3d_scene import class_box_colours
+    from perception3d.visualization import class_box_colours
 
     points = load_points(args.input, args.load_dims)
     if not args.boxes:
@@ -188,32 +220,25 @@ def file_frame(args) -> Frame:
 
 
 def render(frame: Frame, args) -> np.ndarray:
-    """A Frame → RGB uint8 picture, the Open3D scene or (--mode bev) the matplotlib bird's-eye view."""
+    """A Frame → RGB uint8 picture with its legend: the Open3D scene, or (--mode bev) the matplotlib bird's-eye
+    view, a square --height pixels a side."""
     from perception3d.datasets.classes import CLASSES
-    from perception3d.visualization.open3d_scene import add_legend, camera_preset, render_image
+    from perception3d.visualization import add_legend, camera_preset, render_bev, render_image
 
     if args.mode == "bev":
-        import tempfile
-
-        import imageio.v3 as iio
-
-        from perception3d.visualization import draw_bev
-
-        gt, pred = frame.labels == GT_LABEL, frame.labels >= 0  # (tracks are drawn in 3-D only)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "bev.png"
-            draw_bev(str(path), frame.points, frame.boxes[pred], frame.labels[pred], frame.boxes[gt],
-                     extent=args.extent, title=frame.name)
-            return iio.imread(path)[..., :3]
-    image = render_image(frame.points, frame.boxes, frame.colours, camera_preset(args.camera, args.extent),
-                         args.width, args.height, colour_by=args.colour_by, trails=frame.trails)
+        image = render_bev(frame.points, frame.boxes, frame.colours, args.extent, args.height, args.colour_by,
+                           frame.trails, title=frame.name)
+    else:
+        image = render_image(frame.points, frame.boxes, frame.colours, camera_preset(args.camera, args.extent),
+                             args.width, args.height, colour_by=args.colour_by, trails=frame.trails)
     return add_legend(image, frame.labels, CLASSES, ground_truth=bool((frame.labels == GT_LABEL).any()))
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from perception3d.engine import UserError
-    from perception3d.visualization.open3d_scene import has_display, save_png, show_window
+    from perception3d.visualization import save_png, show_window
+    from perception3d.visualization.open3d_scene import has_display
     from perception3d.visualization.video import VIDEO_TYPES, write_video
 
     try:
@@ -245,7 +270,7 @@ def main(argv=None) -> int:
         return 0
     frame = frames[0]
     if args.out is None and has_display() and args.mode == "3d":
-        show_window(frame.points, frame.boxes, frame.colours, args.colour_by, title=frame.name)
+        show_window(frame.points, frame.boxes, frame.colours, args.colour_by, title=frame.name, trails=frame.trails)
         return 0
     out = args.out or "visualize.png"
     save_png(out, render(frame, args))

@@ -7,7 +7,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from ..datasets.point_io import load_points
+from ..datasets.point_io import load_points, pad_points
 from ..models.heads import Detections
 
 
@@ -26,9 +26,7 @@ def init_model(config: str, checkpoint: Optional[str] = None, device: str = "cpu
     with DefaultScope.overwrite_default_scope(cfg.get("default_scope", "perception3d")):
         model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        state = check_checkpoint(checkpoint, model)
-        state = state.get("state_dict", state)
-        model.load_state_dict({k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()})
+        model.load_state_dict(check_checkpoint(checkpoint, model))
     model.cfg = cfg
     return model.to(device).eval()
 
@@ -40,9 +38,7 @@ def prepare_points(points: np.ndarray) -> np.ndarray:
     if points.ndim != 2 or points.shape[1] < 3:
         raise ValueError(f"points must be an (N, >= 3) array of x, y, z[, intensity, time_lag], got shape "
                          f"{points.shape}")
-    out = np.zeros((len(points), 5), dtype=np.float32)
-    out[:, : min(5, points.shape[1])] = points[:, :5]
-    return out
+    return pad_points(points, min(points.shape[1], 5))
 
 
 @torch.no_grad()

@@ -73,10 +73,14 @@ def load_points(path: str, load_dims: int = 5) -> np.ndarray:
     raw = raw[np.isfinite(raw[:, :3]).all(axis=1)]
     if len(raw) == 0:
         raise ValueError(f"point file {path} holds no (finite) points")
+    return pad_points(raw, min(raw.shape[1], 4))  # a file's 5th column (nuScenes: ring) is not a time lag
+
+
+def pad_points(raw: np.ndarray, keep: int) -> np.ndarray:
+    """The first ``keep`` (3 to 5) columns of ``raw`` (N, >= keep) in a float32 (N, 5) array of x, y, z (m),
+    intensity, time_lag (s); the columns after them 0."""
     points = np.zeros((len(raw), 5), dtype=np.float32)
-    points[:, :3] = raw[:, :3]
-    if raw.shape[1] > 3:
-        points[:, 3] = raw[:, 3]
+    points[:, :keep] = raw[:, :keep]
     return points
 
 

@@ -113,7 +113,8 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
 
 def check_checkpoint(path: str, model: torch.nn.Module) -> dict:
     """Loads ``path`` with ``weights_only=True`` (plus the mmengine allow-list) and checks that its weights
-    are this model's. Returns the checkpoint; raises UserError naming the file and what is wrong."""
+    are this model's. Returns its state dict, ``module.`` prefixes (of a DDP-wrapped model) removed, ready for
+    ``model.load_state_dict``; raises UserError naming the file and what is wrong."""
     if not Path(path).is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
@@ -139,7 +140,7 @@ def check_checkpoint(path: str, model: torch.nn.Module) -> dict:
             parts.append(f"{len(wrong)} of other shapes (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)} in the "
                          f"file, {tuple(expected[wrong[0]].shape)} in the model)")
         raise UserError(f"{path} holds the weights of another model: {'; '.join(parts)}")
-    return checkpoint
+    return state
 
 
 def set_epochs(cfg: Config, epochs: int) -> None:

@@ -1,62 +1,58 @@
-"""Bird's-eye-view pictures with matplotlib: points from above, ground truth and predicted boxes."""
+"""Bird's-eye-view pictures with matplotlib: points from above, boxes with heading ticks, track trails.
+
+The picture is the view itself, edge to edge, forward (+x) up and left (+y) to the left, as the Open3D ``bev``
+camera sees it: a point (x, y) within ±``extent`` m falls on pixel column (extent − y) · size / (2 · extent) and
+row (extent − x) · size / (2 · extent)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from ..datasets.classes import CLASSES
 from ..structures import bev_corners
-from ..utils.io import atomic_write
-
-# one colour per class, in the devkit's class order
-CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                 "#bcbd22", "#17becf")
+from .colours import point_colours
 
 
-def draw_bev(path: str, points: np.ndarray, pred_boxes: Optional[np.ndarray] = None,
-             pred_labels: Optional[np.ndarray] = None, gt_boxes: Optional[np.ndarray] = None,
-             extent: float = 54.0, classes: Sequence[str] = CLASSES, title: str = "", dpi: int = 100) -> None:
-    """Writes a PNG (atomically) of ``points`` (N, >= 3, m) seen from above within ±``extent`` m, ``gt_boxes``
-    (M, 9) as thin black outlines and ``pred_boxes`` (K, 9) coloured by ``pred_labels``, each with a heading
-    tick from the centre to the front."""
-    import io
+def render_bev(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colours: Optional[np.ndarray] = None,
+               extent: float = 54.0, size: int = 800, colour_by: str = "height", trails: Sequence = (),
+               title: str = "", line_width: float = 1.5) -> np.ndarray:
+    """``points`` (N, >= 3, m) seen from above within ±``extent`` m, coloured by ``colour_by``; ``boxes`` (K, 9)
+    outlined in ``box_colours`` (K, 3, RGB in [0, 1]; white without), each with a tick from its centre to its
+    front; ``trails`` as (path (P, >= 2) m, colour) polylines; a 10 m grid and the ``title`` → uint8 RGB
+    (size, size, 3) on black."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
-    fig, ax = plt.subplots(figsize=(8, 8), dpi=dpi)
+    dpi = 100
+    figure = Figure(figsize=(size / dpi, size / dpi), dpi=dpi, facecolor="black")
+    canvas = FigureCanvasAgg(figure)
+    ax = figure.add_axes((0.0, 0.0, 1.0, 1.0))  # the axes fill the picture: the mapping above holds exactly
+    ax.set_axis_off()
+    ax.set_facecolor("black")
+    ax.set_xlim(extent, -extent)  # horizontal: y, growing to the left
+    ax.set_ylim(-extent, extent)  # vertical: x, growing upwards
+    for line in np.arange(-np.floor(extent / 10) * 10, extent, 10.0):
+        ax.axhline(line, color=(0.18, 0.18, 0.18), linewidth=0.5, zorder=0)
+        ax.axvline(line, color=(0.18, 0.18, 0.18), linewidth=0.5, zorder=0)
+    points = np.asarray(points)
     near = (np.abs(points[:, 0]) < extent) & (np.abs(points[:, 1]) < extent)
-    ax.scatter(points[near, 0], points[near, 1], s=0.2, c=points[near, 2], cmap="viridis", vmin=-3, vmax=2,
-               linewidths=0)
-
-    def outline(boxes, colours, width):
+    if near.any():
+        ax.scatter(points[near, 1], points[near, 0], s=0.3, c=point_colours(points[near], colour_by),
+                   linewidths=0, zorder=1)
+    if boxes is not None and len(boxes):
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
+        colours = np.ones((len(boxes), 3)) if box_colours is None else np.asarray(box_colours).reshape(-1, 3)
         for corners, box, colour in zip(bev_corners(boxes), boxes, colours):
             ring = np.vstack([corners, corners[:1]])
-            ax.plot(ring[:, 0], ring[:, 1], color=colour, linewidth=width)
-            front = corners[[0, 3]].mean(axis=0)
-            ax.plot([box[0], front[0]], [box[1], front[1]], color=colour, linewidth=width)
-
-    if gt_boxes is not None and len(gt_boxes):
-        outline(np.asarray(gt_boxes), ["black"] * len(gt_boxes), 0.8)
-    handles = [Line2D([], [], color="black", label="ground truth")] if gt_boxes is not None else []
-    if pred_boxes is not None and len(pred_boxes):
-        labels = np.asarray(pred_labels, dtype=int)
-        outline(np.asarray(pred_boxes), [CLASS_COLOURS[k % len(CLASS_COLOURS)] for k in labels], 1.2)
-        handles += [Line2D([], [], color=CLASS_COLOURS[k], label=classes[k]) for k in sorted(set(labels.tolist()))]
-    if handles:
-        ax.legend(handles=handles, loc="upper right", fontsize=7)
-    ax.set_xlim(-extent, extent)
-    ax.set_ylim(-extent, extent)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("y (m)")
-    ax.set_title(title, fontsize=9)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(fig)
-    atomic_write(Path(path), buffer.getvalue())
+            front = corners[[0, 3]].mean(axis=0)  # the middle of the front edge
+            ax.plot(ring[:, 1], ring[:, 0], color=colour, linewidth=line_width, zorder=3)
+            ax.plot([box[1], front[1]], [box[0], front[0]], color=colour, linewidth=line_width, zorder=3)
+    for path, colour in trails:
+        path = np.asarray(path, dtype=np.float64).reshape(len(path), -1)
+        if len(path) >= 2:
+            ax.plot(path[:, 1], path[:, 0], color=colour, linewidth=line_width, zorder=2)
+    if title:
+        ax.text(0.99, 0.01, title, transform=ax.transAxes, ha="right", va="bottom", color=(0.7, 0.7, 0.7),
+                fontsize=7)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -9,9 +9,9 @@ from mmengine.visualization import Visualizer
 
 from ..datasets.classes import CLASSES
 from ..registry import VISUALIZERS
-from .open3d_scene import add_legend, camera_preset, class_box_colours, render_image, save_png
-
-GT_COLOUR = (1.0, 1.0, 1.0)
+from .colours import GT_COLOUR, class_box_colours
+from .open3d_scene import camera_preset, render_image
+from .picture import add_legend, save_png
 
 
 @VISUALIZERS.register_module()

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..structures import box_corners
-from ..utils.io import atomic_write
-from .bev import CLASS_COLOURS
+from .colours import point_colours, srgb_to_linear
 
 # The 12 edges of box_corners' 8 corners (bottom ring 0-3, top ring 4-7), then the heading mark: from the top
 # face's centre (an extra 9th point) to the middle of its front edge (a 10th point).
 BOX_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7), (8, 9))
-COLOUR_MODES = ("height", "intensity", "time")
 CAMERAS = ("bev", "chase", "free")
 
 
@@ -45,34 +42,6 @@ def camera_preset(name: str, extent: float = 54.0) -> Camera:
     raise ValueError(f"camera must be one of {', '.join(CAMERAS)}, got {name!r}")
 
 
-def hex_to_rgb(colour: str) -> Tuple[float, float, float]:
-    """'#rrggbb' → (r, g, b) in [0, 1]."""
-    colour = colour.lstrip("#")
-    return tuple(int(colour[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
-
-
-def point_colours(points: np.ndarray, mode: str = "height") -> np.ndarray:
-    """(N, >= 3) points (x, y, z, intensity, time_lag) → (N, 3) RGB in [0, 1] by ``mode``: height (z from -3 to
-    2 m), intensity (0 to 255 nuScenes, or 0 to 1 when every value is) or time lag (0 to 0.5 s)."""
-    from matplotlib import colormaps
-
-    if mode not in COLOUR_MODES:
-        raise ValueError(f"colour mode must be one of {', '.join(COLOUR_MODES)}, got {mode!r}")
-    points = np.asarray(points)
-    column = {"height": 2, "intensity": 3, "time": 4}[mode]
-    if points.shape[1] <= column:
-        values = np.zeros(len(points))
-    else:
-        values = points[:, column].astype(np.float64)
-    if mode == "height":
-        low, high = -3.0, 2.0
-    elif mode == "intensity":
-        low, high = 0.0, (1.0 if len(values) and values.max() <= 1.0 else 255.0)
-    else:
-        low, high = 0.0, 0.5
-    return colormaps["turbo" if mode == "height" else "viridis"]((values - low) / (high - low))[:, :3]
-
-
 def box_lines(boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(K, 9) boxes → line vertices (K * 10, 3) and index pairs (K * 13, 2): each box's 12 edges and the heading
     mark from its top centre to the middle of its top front edge."""
@@ -83,16 +52,6 @@ def box_lines(boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     vertices = np.concatenate([corners, top_centre, front], axis=1)  # (K, 10, 3)
     edges = np.asarray(BOX_EDGES)[None] + 10 * np.arange(len(boxes))[:, None, None]
     return vertices.reshape(-1, 3), edges.reshape(-1, 2)
-
-
-def track_colour(track_id) -> Tuple[float, float, float]:
-    """A stable colour (RGB in [0, 1]) for a track id (int or str): the same id, the same colour in every frame
-    and every run."""
-    import zlib
-
-    from matplotlib import colormaps
-
-    return tuple(colormaps["tab20"](zlib.crc32(str(track_id).encode()) % 20)[:3])
 
 
 def _geometries(points, boxes, box_colours, colour_by, trails=()):
@@ -120,17 +79,6 @@ def _geometries(points, boxes, box_colours, colour_by, trails=()):
             trail.colors = o3d.utility.Vector3dVector(np.tile(srgb_to_linear(np.asarray(colour)), (len(segments), 1)))
             geometries.append(trail)
     return geometries
-
-
-def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
-    """sRGB values in [0, 1] → linear light (the sRGB standard's decoding)."""
-    rgb = np.asarray(rgb, dtype=np.float64)
-    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-
-
-def class_box_colours(labels: Sequence[int]) -> np.ndarray:
-    """Class indices → (K, 3) RGB, the same class colours as the BEV pictures."""
-    return np.array([hex_to_rgb(CLASS_COLOURS[int(k) % len(CLASS_COLOURS)]) for k in labels]).reshape(-1, 3)
 
 
 def render_image(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colours: Optional[np.ndarray] = None,
@@ -185,46 +133,13 @@ def _renderer(width: int, height: int):
     return _RENDERERS[(width, height)]
 
 
-def add_legend(image: np.ndarray, labels: Sequence[int], classes: Sequence[str], ground_truth: bool = False
-               ) -> np.ndarray:
-    """The picture with a legend in its top-left corner: a swatch in the class colour and the class name for each
-    class in ``labels`` (class indices), and a white "ground truth" line when ``ground_truth``."""
-    from PIL import Image, ImageDraw
-
-    entries = [(classes[k], tuple(int(round(255 * c)) for c in hex_to_rgb(CLASS_COLOURS[k % len(CLASS_COLOURS)])))
-               for k in sorted({int(k) for k in labels if k >= 0})]
-    if ground_truth:
-        entries.append(("ground truth", (255, 255, 255)))
-    if not entries:
-        return image
-    picture = Image.fromarray(np.ascontiguousarray(image))
-    draw = ImageDraw.Draw(picture)
-    draw.rectangle([4, 4, 150, 10 + 16 * len(entries)], fill=(0, 0, 0), outline=(90, 90, 90))
-    for row, (name, colour) in enumerate(entries):
-        top = 10 + 16 * row
-        draw.rectangle([10, top + 2, 20, top + 11], fill=colour)
-        draw.text((26, top), name, fill=(235, 235, 235))
-    return np.asarray(picture)
-
-
-def save_png(path: str, image: np.ndarray) -> None:
-    """Writes an RGB uint8 image as PNG, atomically."""
-    import io
-
-    import imageio.v3 as iio
-
-    buffer = io.BytesIO()
-    iio.imwrite(buffer, image, extension=".png")
-    atomic_write(Path(path), buffer.getvalue())
-
-
 def has_display() -> bool:
     """Whether a window can open (an X or Wayland display is set)."""
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def show_window(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colours: Optional[np.ndarray] = None,
-                colour_by: str = "height", title: str = "perception3d") -> None:
+                colour_by: str = "height", title: str = "perception3d", trails: Sequence = ()) -> None:
     """Opens an interactive Open3D window (mouse to turn, scroll to zoom; returns when it is closed). Raises
     RuntimeError without a display: save a PNG instead."""
     import open3d as o3d
@@ -234,4 +149,4 @@ def show_window(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colo
     boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
     if boxes is not None and box_colours is None:
         box_colours = np.ones((len(boxes), 3))
-    o3d.visualization.draw_geometries(_geometries(points, boxes, box_colours, colour_by), window_name=title)
+    o3d.visualization.draw_geometries(_geometries(points, boxes, box_colours, colour_by, trails), window_name=title)

@@ -1,0 +1,43 @@
+"""Finished pictures: a class legend drawn in, and PNGs written atomically."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..utils.io import atomic_write
+from .colours import CLASS_COLOURS, GT_COLOUR, hex_to_rgb
+
+
+def add_legend(image: np.ndarray, labels: Sequence[int], classes: Sequence[str], ground_truth: bool = False
+               ) -> np.ndarray:
+    """The picture with a legend in its top-left corner: a swatch in the class colour and the class name for each
+    class in ``labels`` (class indices), and a white "ground truth" line when ``ground_truth``."""
+    from PIL import Image, ImageDraw
+
+    entries = [(classes[k], tuple(int(round(255 * c)) for c in hex_to_rgb(CLASS_COLOURS[k % len(CLASS_COLOURS)])))
+               for k in sorted({int(k) for k in labels if k >= 0})]
+    if ground_truth:
+        entries.append(("ground truth", tuple(int(round(255 * c)) for c in GT_COLOUR)))
+    if not entries:
+        return image
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle([4, 4, 150, 10 + 16 * len(entries)], fill=(0, 0, 0), outline=(90, 90, 90))
+    for row, (name, colour) in enumerate(entries):
+        top = 10 + 16 * row
+        draw.rectangle([10, top + 2, 20, top + 11], fill=colour)
+        draw.text((26, top), name, fill=(235, 235, 235))
+    return np.asarray(picture)
+
+
+def save_png(path: str, image: np.ndarray) -> None:
+    """Writes an RGB uint8 image as PNG, atomically."""
+    import io
+
+    import imageio.v3 as iio
+
+    buffer = io.BytesIO()
+    iio.imwrite(buffer, image, extension=".png")
+    atomic_write(Path(path), buffer.getvalue())
