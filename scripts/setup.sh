@@ -2,10 +2,11 @@
 # Idempotent set-up of perception3d on Debian with Python 3.11:
 # system libraries for Open3D (head-less rendering included), a virtual
 # environment in .venv with the CPU build of torch, and the package itself.
+# Arguments name more Debian packages to install (scripts/run_tests.sh: xvfb).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS="libusb-1.0-0 libgl1 libegl1 libgomp1 mesa-vulkan-drivers"
+APT_PKGS="libusb-1.0-0 libgl1 libegl1 libgomp1 mesa-vulkan-drivers $*"
 missing=""
 for p in $APT_PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -1,6 +1,7 @@
 """Head-less pictures checked pixel by pixel: Open3D's off-screen renderer draws a box's edges where a pinhole
 camera, computed here independently, projects them; the real nuScenes frame renders with points and boxes."""
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +151,69 @@ def test_tool_draws_a_point_file_with_its_boxes_head_less(tmp_path):
     assert image.shape == (H, W, 3) and 0.02 < (image.max(axis=2) > 30).mean() < 0.6
     car = np.rint(class_box_colours([CLASSES.index("car")])[0] * 255)
     assert (np.abs(image[:60, :30].astype(int) - car) <= 8).all(axis=2).any()  # the legend's car swatch
+
+
+def read_xwd(path: Path) -> np.ndarray:
+    """An X window dump (Xvfb's -fbdir screen file: 32-bit pixels, least significant byte first) → RGB uint8."""
+    import struct
+
+    data = path.read_bytes()
+    header = struct.unpack(">25I", data[:100])
+    size, width, height, byte_order, bits, line, colours = (header[i] for i in (0, 4, 5, 7, 11, 12, 19))
+    assert bits == 32 and byte_order == 0, (bits, byte_order)
+    start = size + 12 * colours
+    pixels = np.frombuffer(data[start:start + line * height], np.uint8).reshape(height, line // 4, 4)
+    return pixels[:, :width, 2::-1]  # B, G, R, pad → R, G, B
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb, a virtual X display (scripts/run_tests.sh "
+                    "installs it)")
+def test_without_out_the_tool_opens_a_window_on_the_display_showing_the_boxes(tmp_path):
+    """As a user on a desktop runs it: no --out, a display → a window (nothing written), which stays until closed,
+    shows the box in its class colour where the camera preset projects it (the window starts where the pictures
+    look from). The display is Xvfb's, its screen read back
+    from the file Xvfb keeps it in."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "800x600x24", "-fbdir", str(tmp_path),
+                             "-nolisten", "tcp"], pass_fds=[write], stderr=subprocess.DEVNULL)
+    os.close(write)
+    tool = None
+    try:
+        display = os.read(read, 64).decode().strip()
+        assert display.isdigit(), display
+        box = np.array([3.0, 2.0, 0.5, 4.5, 1.9, 1.6, 0.6, 0.0, 0.0])
+        (tmp_path / "box.json").write_text(json.dumps({"boxes": [box.tolist()], "names": ["car"]}))
+        np.save(tmp_path / "cloud.npy", np.array([[-5.0, -5.0, 0.0], [6.0, -4.0, 0.2]], np.float32))
+        root = Path(__file__).resolve().parents[1]
+        tool = subprocess.Popen([sys.executable, str(root / "tools" / "visualize.py"), "cloud.npy", "--boxes", "box.json",
+                                 "--camera", "free", "--extent", "20", "--width", str(W), "--height", str(H)],
+                                cwd=tmp_path, env={**os.environ, "DISPLAY": f":{display}"}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        car = np.rint(class_box_colours([CLASSES.index("car")])[0] * 255)
+        pixels = np.rint(project(camera_preset("free", 20.0), edge_samples(box), W, H)).astype(int)
+        deadline, shown = time.monotonic() + 60, 0.0
+        while time.monotonic() < deadline and tool.poll() is None and shown < 0.9:
+            time.sleep(1.0)
+            screen = read_xwd(tmp_path / "Xvfb_screen0")[:H, :W].astype(float)
+            # the window smooths its lines: a line's pixels are the class colour, dimmed at the edges
+            dim = screen / np.maximum(screen.max(axis=2, keepdims=True), 1.0)
+            coloured = (screen.max(axis=2) > 30) & (np.abs(dim - car / car.max()) < 0.06).all(axis=2)
+            shown = np.mean([coloured[r - 1:r + 2, c - 1:c + 2].any() for c, r in pixels])
+        assert tool.poll() is None, tool.communicate()  # the window waits for the user
+        assert shown >= 0.9, shown
+        assert not (tmp_path / "visualize.png").exists()
+    finally:
+        if tool is not None:
+            tool.kill()
+            tool.wait()
+        xvfb.kill()
+        xvfb.wait()
+        os.close(read)
 
 
 def test_tool_draws_a_dataset_sample_with_predictions_from_either_file_and_a_bev(synthetic_root, tmp_path):

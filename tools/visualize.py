@@ -237,7 +237,7 @@ def render(frame: Frame, args) -> np.ndarray:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from perception3d.engine import UserError
-    from perception3d.visualization import save_png, show_window
+    from perception3d.visualization import camera_preset, save_png, show_window
     from perception3d.visualization.open3d_scene import has_display
     from perception3d.visualization.video import VIDEO_TYPES, write_video
 
@@ -270,7 +270,14 @@ def main(argv=None) -> int:
         return 0
     frame = frames[0]
     if args.out is None and has_display() and args.mode == "3d":
-        show_window(frame.points, frame.boxes, frame.colours, args.colour_by, title=frame.name, trails=frame.trails)
+        print(f"showing {frame.name} ({len(frame.points)} points, {len(frame.boxes)} boxes); Q or Esc closes the "
+              "window", flush=True)
+        try:
+            show_window(frame.points, frame.boxes, frame.colours, camera_preset(args.camera, args.extent),
+                        args.width, args.height, args.colour_by, title=frame.name, trails=frame.trails)
+        except RuntimeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
     out = args.out or "visualize.png"
     save_png(out, render(frame, args))

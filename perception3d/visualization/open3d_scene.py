@@ -54,20 +54,23 @@ def box_lines(boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return vertices.reshape(-1, 3), edges.reshape(-1, 2)
 
 
-def _geometries(points, boxes, box_colours, colour_by, trails=()):
+def _geometries(points, boxes, box_colours, colour_by, trails=(), linear=True):
+    """The Open3D geometries of a scene: the cloud, the boxes' lines, the trails. ``linear``: colours decoded
+    from sRGB to linear light, as the off-screen renderer takes them (it encodes them back to sRGB on the way out,
+    so the picture shows the colours given); the window's legacy renderer takes them as they are."""
     import open3d as o3d
 
-    # Open3D takes colours as linear light and encodes them as sRGB on the way out: decode ours first, so the
-    # picture shows the colours given (the BEV pictures' class colours, the colour maps' values; a window's tone
-    # curve still shifts them a little)
+    def colours(rgb):
+        rgb = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
+        return o3d.utility.Vector3dVector(srgb_to_linear(rgb) if linear else rgb)
+
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points)[:, :3].astype(np.float64)))
-    cloud.colors = o3d.utility.Vector3dVector(srgb_to_linear(point_colours(points, colour_by)))
+    cloud.colors = colours(point_colours(points, colour_by))
     geometries = [cloud]
     if boxes is not None and len(boxes):
         vertices, edges = box_lines(boxes)
         lines = o3d.geometry.LineSet(o3d.utility.Vector3dVector(vertices), o3d.utility.Vector2iVector(edges))
-        colours = srgb_to_linear(np.asarray(box_colours, dtype=np.float64).reshape(-1, 3))
-        lines.colors = o3d.utility.Vector3dVector(np.repeat(colours, len(BOX_EDGES), axis=0))
+        lines.colors = colours(np.repeat(np.asarray(box_colours).reshape(-1, 3), len(BOX_EDGES), axis=0))
         geometries.append(lines)
     for path, colour in trails:  # a polyline through a track's past centres
         path = np.asarray(path, dtype=np.float64).reshape(-1, 3)
@@ -76,7 +79,7 @@ def _geometries(points, boxes, box_colours, colour_by, trails=()):
         if len(path) >= 2:
             segments = np.column_stack([np.arange(len(path) - 1), np.arange(1, len(path))])
             trail = o3d.geometry.LineSet(o3d.utility.Vector3dVector(path), o3d.utility.Vector2iVector(segments))
-            trail.colors = o3d.utility.Vector3dVector(np.tile(srgb_to_linear(np.asarray(colour)), (len(segments), 1)))
+            trail.colors = colours(np.tile(np.asarray(colour), (len(segments), 1)))
             geometries.append(trail)
     return geometries
 
@@ -138,10 +141,33 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def pinhole_parameters(camera: Camera, width: int, height: int):
+    """The camera as Open3D's PinholeCameraParameters for a width × height view: the intrinsics of its vertical
+    field of view (principal point in the middle) and the world → camera extrinsic (x right, y down, z ahead)."""
+    import open3d as o3d
+
+    eye, center, up = (np.asarray(v, dtype=np.float64) for v in (camera.eye, camera.center, camera.up))
+    forward = (center - eye) / np.linalg.norm(center - eye)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    rotation = np.stack([right, np.cross(forward, right), forward])
+    extrinsic = np.eye(4)
+    extrinsic[:3, :3], extrinsic[:3, 3] = rotation, -rotation @ eye
+    focal = (height / 2) / np.tan(np.radians(camera.fov) / 2)
+    parameters = o3d.camera.PinholeCameraParameters()
+    parameters.intrinsic = o3d.camera.PinholeCameraIntrinsic(width, height, focal, focal, width / 2 - 0.5,
+                                                             height / 2 - 0.5)
+    parameters.extrinsic = extrinsic
+    return parameters
+
+
 def show_window(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colours: Optional[np.ndarray] = None,
-                colour_by: str = "height", title: str = "perception3d", trails: Sequence = ()) -> None:
-    """Opens an interactive Open3D window (mouse to turn, scroll to zoom; returns when it is closed). Raises
-    RuntimeError without a display: save a PNG instead."""
+                camera: Optional[Camera] = None, width: int = 1280, height: int = 960, colour_by: str = "height",
+                title: str = "perception3d", trails: Sequence = (), point_size: float = 2.0) -> None:
+    """Opens an interactive Open3D window of ``width`` × ``height`` at the screen's top-left corner showing what
+    :func:`render_image` draws, seen by ``camera`` (default: bird's eye) to start with (mouse to turn, scroll to
+    zoom, Q or Esc to quit); returns when it is closed. Raises RuntimeError without a display or when the window
+    cannot open: save a PNG instead."""
     import open3d as o3d
 
     if not has_display():
@@ -149,4 +175,18 @@ def show_window(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colo
     boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
     if boxes is not None and box_colours is None:
         box_colours = np.ones((len(boxes), 3))
-    o3d.visualization.draw_geometries(_geometries(points, boxes, box_colours, colour_by, trails), window_name=title)
+    window = o3d.visualization.Visualizer()
+    if not window.create_window(window_name=title, width=int(width), height=int(height), left=0, top=0):
+        raise RuntimeError("Open3D could not open a window on this display (no OpenGL there?): give an output "
+                           "file to save a picture instead")
+    try:
+        for geometry in _geometries(points, boxes, box_colours, colour_by, trails, linear=False):
+            window.add_geometry(geometry)
+        options = window.get_render_option()
+        options.background_color = np.zeros(3)
+        options.point_size = float(point_size)
+        window.get_view_control().convert_from_pinhole_camera_parameters(
+            pinhole_parameters(camera or camera_preset("bev"), int(width), int(height)), allow_arbitrary=True)
+        window.run()
+    finally:
+        window.destroy_window()
