@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh xvfb
-.venv/bin/python -m pytest tests -q --durations=12 "$@"
+# two workers (pytest-xdist; an idle one steals queued tests), one thread each: the long training test runs on
+# one core while the rest run on the other (torch gains little from a second thread on spconv's CPU path, and
+# two processes of two threads on two cores slow each other down several times)
+export OMP_NUM_THREADS=1
+.venv/bin/python -m pytest tests -q -n 2 --dist worksteal --durations=12 "$@"

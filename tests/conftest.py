@@ -8,17 +8,29 @@ import pytest
 REAL_FRAME = Path(__file__).parent / "data" / "nuscenes_frame"
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked ``first`` run first: with pytest-xdist's work stealing the other worker takes the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("first") is None)
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> str:
-    """Data root of the session's synthetic world, with infos and GT database. Set P3D_TEST_WORLD to reuse one."""
+    """Data root of the session's synthetic world, with infos and GT database, built once for all pytest-xdist
+    workers (the first to need it builds it, the others wait on a file lock). Set P3D_TEST_WORLD to reuse one."""
+    from filelock import FileLock
+
     from perception3d.datasets.create_infos import create_infos
     from perception3d.datasets.synthetic import create_synthetic_world
 
-    root = os.environ.get("P3D_TEST_WORLD") or str(tmp_path_factory.mktemp("synthetic"))
-    create_synthetic_world(root, "v1.0-mini", n_scenes=3, seed=0, progress=False)
-    if not (Path(root) / "nuscenes_dbinfos_train.pkl").exists():
-        create_infos(root, "v1.0-mini", max_sweeps=10, progress=False)
-    return root
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    root = Path(os.environ.get("P3D_TEST_WORLD") or shared / "synthetic")
+    with FileLock(str(root) + ".lock"):
+        create_synthetic_world(str(root), "v1.0-mini", n_scenes=3, seed=0, progress=False)
+        if not (root / "nuscenes_dbinfos_train.pkl").exists():
+            create_infos(str(root), "v1.0-mini", max_sweeps=10, progress=False)
+    return str(root)
 
 
 @pytest.fixture(scope="session")
