@@ -299,6 +299,8 @@ def test_tool_refuses_bad_input(synthetic_root, tmp_path, capsys):
     cases = [([tmp_path / "missing.pcd"], "does not exist"),
              ([point_file, "--out", tmp_path / "x.jpg"], "as .png"),
              ([point_file, "--index", 0], "need a config"),
+             ([config, "--index", 0, "--model", config, tmp_path / "none.pth"], "--model detects objects in a point"),
+             ([point_file, "--model", config, tmp_path / "none.pth"], "checkpoint not found"),
              ([config, "--data-root", synthetic_root, "--index", 10 ** 6], "--index must be within"),
              ([config, "--data-root", synthetic_root, "--token", "nope"], "no such sample"),
              ([config, "--data-root", synthetic_root, "--index", 0, "--pred", FRAME_DIR / "frame.json"],

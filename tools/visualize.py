@@ -1,18 +1,20 @@
 """Draw a point cloud with its boxes: an Open3D window where there is a display, a picture or a video otherwise.
 
-    python tools/visualize.py POINTS_FILE [--load-dims 5] [--boxes BOXES.json] [--out PATH.png]
+    python tools/visualize.py POINTS_FILE [--load-dims 5] [--boxes BOXES.json] [--model CONFIG CHECKPOINT]
+                              [--out PATH.png]
     python tools/visualize.py CONFIG --index I | --token T [--data-root DIR] [--pred RESULTS.pkl|results_nusc.json]
                               [--tracks results_nusc_tracking.json] [--out PATH.png] [--mode bev]
     python tools/visualize.py CONFIG --index I --sequence --out SCENE.mp4|.gif
 
-A point file is any that perception3d.apis reads (.bin / .pcd.bin with --load-dims, .npy, .pcd, .ply), its boxes
-(class colours; classes outside the ten left out) from a JSON. A config picks a sample of its test dataset (by
-index or sample token): its key-frame points and ground-truth boxes (white), with predictions (--pred:
-tools/test.py's --out pickle or its submission JSON; class colours, from --score-thr up) and the tracks of a
-tracking submission (--tracks: a colour per track id, a trail of its last --trail centres) over them.
---sequence renders every key frame of that sample's scene into an MP4 or GIF. Without --out a window opens where
-there is a display; without a display the picture goes to visualize.png. --mode bev draws a matplotlib
-bird's-eye view instead of the Open3D scene.
+A point file is any that perception3d.apis reads (.bin / .pcd.bin with --load-dims, .npy, .pcd, .ply), drawn
+with the boxes of a JSON (class colours; classes outside the ten left out) or with --model's detections in it
+(class colours, the JSON's boxes then white). A config picks a sample of its test dataset (by index or sample
+token): its key-frame points and ground-truth boxes (white), with predictions (--pred: tools/test.py's --out
+pickle or its submission JSON; class colours, from --score-thr up) and the tracks of a tracking submission
+(--tracks: a colour per track id, a trail of its last --trail centres) over them. --sequence renders every key
+frame of that sample's scene into an MP4 or GIF. Without --out a window opens where there is a display; without
+a display the picture goes to visualize.png. --mode bev draws a matplotlib bird's-eye view instead of the Open3D
+scene.
 """
 from __future__ import annotations
 
@@ -37,6 +39,10 @@ def parse_args(argv=None):
     parser.add_argument("--out", help="write a picture (.png) or, with --sequence, a video (.mp4, .gif)")
     parser.add_argument("--boxes", help="with a point file: a JSON of boxes in its frame, {\"boxes\": [[x, y, z, dx, "
                         "dy, dz, yaw, vx, vy], ...], \"names\": [class, ...]} (as ../shared/data's frame.json)")
+    parser.add_argument("--model", nargs=2, metavar=("CONFIG", "CHECKPOINT"),
+                        help="with a point file: detect objects in it with this model and draw those from --score-thr "
+                        "up in class colours (--boxes are then drawn white, as ground truth)")
+    parser.add_argument("--device", default="cpu", help="where --model runs (cpu, cuda, cuda:1, ...)")
     parser.add_argument("--index", type=int, help="sample index in the config's test dataset")
     parser.add_argument("--token", help="sample token in the config's test dataset")
     parser.add_argument("--data-root", help="the dataset's folder (default: the config's)")
@@ -197,26 +203,39 @@ def submission_boxes(records: list, info: dict):
 
 
 def file_frame(args) -> Frame:
-    """The Frame of a point file, with the boxes of --boxes in their class colours."""
+    """The Frame of a point file: the boxes of --boxes in their class colours, or, with --model, the model's
+    detections in class colours and the --boxes white (as ground truth)."""
     import json
 
     from perception3d.datasets.classes import CLASSES
     from perception3d.datasets.point_io import load_points
     from perception3d.engine import UserError
-    from perception3d.visualization import class_box_colours
+    from perception3d.visualization import GT_COLOUR, class_box_colours
 
     points = load_points(args.input, args.load_dims)
-    if not args.boxes:
-        return Frame(Path(args.input).name, points)
-    try:
-        record = json.loads(Path(args.boxes).read_text())
-        boxes = np.asarray(record["boxes"], dtype=np.float64).reshape(-1, 9)
-        names = list(record.get("names", ["car"] * len(boxes)))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"--boxes {args.boxes}: not a JSON with boxes (K, 9) and names ({e})") from e
-    known = np.array([n in CLASSES for n in names], dtype=bool)
-    labels = np.array([CLASSES.index(n) for n in np.asarray(names)[known]], dtype=np.int64)
-    return Frame(Path(args.input).name, points, boxes[known], class_box_colours(labels), labels)
+    boxes, labels = np.zeros((0, 9)), np.zeros(0, dtype=np.int64)
+    if args.boxes:
+        try:
+            record = json.loads(Path(args.boxes).read_text())
+            boxes = np.asarray(record["boxes"], dtype=np.float64).reshape(-1, 9)
+            names = list(record.get("names", ["car"] * len(boxes)))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UserError(f"--boxes {args.boxes}: not a JSON with boxes (K, 9) and names ({e})") from e
+        known = np.array([n in CLASSES for n in names], dtype=bool)
+        boxes = boxes[known]
+        labels = np.array([CLASSES.index(n) for n in np.asarray(names)[known]], dtype=np.int64)
+    if not args.model:
+        return Frame(Path(args.input).name, points, boxes, class_box_colours(labels), labels)
+    from perception3d.apis import inference_detector, init_model
+
+    detections = inference_detector(init_model(*args.model, device=args.device), points)
+    shown = detections.scores.cpu().numpy() >= args.score_thr
+    found = detections.boxes.cpu().numpy().astype(np.float64)[shown]
+    classes = detections.labels.cpu().numpy()[shown]
+    print(f"{int(shown.sum())} of {len(shown)} detections scored {args.score_thr} or more")
+    return Frame(Path(args.input).name, points, np.concatenate([boxes, found]),
+                 np.concatenate([np.tile(GT_COLOUR, (len(boxes), 1)), class_box_colours(classes)]),
+                 np.concatenate([np.full(len(boxes), GT_LABEL), classes]))
 
 
 def render(frame: Frame, args) -> np.ndarray:
@@ -247,6 +266,9 @@ def main(argv=None) -> int:
         if args.out and not args.sequence and Path(args.out).suffix.lower() != ".png":
             raise UserError(f"--out {args.out}: a picture is written as .png (videos need --sequence)")
         if args.input.endswith(".py"):
+            if args.model:
+                raise UserError("--model detects objects in a point file; a config's sample takes --pred (from "
+                                "tools/test.py)")
             frames = dataset_frames(args)
         else:
             if args.index is not None or args.token is not None or args.sequence or args.pred or args.tracks:
