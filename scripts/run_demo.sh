@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the embedded default, all on the CPU (about 25 minutes on 2 cores):
+# The main job on the embedded default, all on the CPU (25 to 29 minutes on 2 cores):
 #   1. create the synthetic nuScenes-format world (v1.0-mini, 10 scenes) with its infos and GT database;
 #   2. train VoxelNeXt-tiny on its 8 mini_train scenes (checkpoints in work_dirs/voxelnext_tiny_synthetic/);
 #   3. test it on the 2 mini_val scenes with the official devkit (metrics_summary.json) and draw each frame.
