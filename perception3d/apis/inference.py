@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..datasets.point_io import load_points, pad_points
+from ..datasets.transforms.formatting import points_in_range
 from ..models.heads import Detections
 
 
@@ -52,9 +53,9 @@ def inference_detector(model: torch.nn.Module, points: Union[str, Path, np.ndarr
     ``ego_radius`` (|x| and |y|, m; 1 by default) and outside the model's point_cloud_range are left out."""
     cloud = load_points(points, load_dims) if isinstance(points, (str, Path)) else prepare_points(points)
     radius = _ego_radius(model)
-    low, high = np.split(np.asarray(model.data_preprocessor.voxelizer.point_cloud_range, dtype=np.float32), 2)
     ego = (np.abs(cloud[:, 0]) < radius) & (np.abs(cloud[:, 1]) < radius)
-    cloud = cloud[~ego & ((cloud[:, :3] >= low) & (cloud[:, :3] < high)).all(axis=1)]
+    cloud = points_in_range(cloud[~ego], np.asarray(model.data_preprocessor.voxelizer.point_cloud_range,
+                                                    dtype=np.float32))  # as PointsRangeFilter
     device = next(model.parameters()).device
     data = model.data_preprocessor({"inputs": {"points": [torch.from_numpy(cloud).to(device)]}}, False)
     return model(**data, mode="predict")[0]

@@ -55,7 +55,8 @@ def box_lines(boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _geometries(points, boxes, box_colours, colour_by, trails=(), linear=True):
-    """The Open3D geometries of a scene: the cloud, the boxes' lines, the trails. ``linear``: colours decoded
+    """The Open3D geometries of a scene: the cloud, the boxes' lines (white without ``box_colours``), the
+    trails. ``linear``: colours decoded
     from sRGB to linear light, as the off-screen renderer takes them (it encodes them back to sRGB on the way out,
     so the picture shows the colours given); the window's legacy renderer takes them as they are."""
     import open3d as o3d
@@ -67,10 +68,12 @@ def _geometries(points, boxes, box_colours, colour_by, trails=(), linear=True):
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points)[:, :3].astype(np.float64)))
     cloud.colors = colours(point_colours(points, colour_by))
     geometries = [cloud]
-    if boxes is not None and len(boxes):
+    boxes = np.zeros((0, 9)) if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
+    if len(boxes):
         vertices, edges = box_lines(boxes)
         lines = o3d.geometry.LineSet(o3d.utility.Vector3dVector(vertices), o3d.utility.Vector2iVector(edges))
-        lines.colors = colours(np.repeat(np.asarray(box_colours).reshape(-1, 3), len(BOX_EDGES), axis=0))
+        box_colours = np.ones((len(boxes), 3)) if box_colours is None else np.asarray(box_colours).reshape(-1, 3)
+        lines.colors = colours(np.repeat(box_colours, len(BOX_EDGES), axis=0))
         geometries.append(lines)
     for path, colour in trails:  # a polyline through a track's past centres
         path = np.asarray(path, dtype=np.float64).reshape(-1, 3)
@@ -95,9 +98,6 @@ def render_image(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_col
     import open3d.visualization.rendering as rendering
 
     camera = camera or camera_preset("bev")
-    boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
-    if boxes is not None and box_colours is None:
-        box_colours = np.ones((len(boxes), 3))
     renderer = _renderer(int(width), int(height))
     renderer.scene.clear_geometry()
     try:
@@ -172,9 +172,6 @@ def show_window(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colo
 
     if not has_display():
         raise RuntimeError("no display (DISPLAY / WAYLAND_DISPLAY unset): give an output file to save a picture")
-    boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
-    if boxes is not None and box_colours is None:
-        box_colours = np.ones((len(boxes), 3))
     window = o3d.visualization.Visualizer()
     if not window.create_window(window_name=title, width=int(width), height=int(height), left=0, top=0):
         raise RuntimeError("Open3D could not open a window on this display (no OpenGL there?): give an output "

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from ..utils.io import atomic_write
-from .colours import CLASS_COLOURS, GT_COLOUR, hex_to_rgb
+from .colours import GT_COLOUR, class_box_colours
 
 
 def add_legend(image: np.ndarray, labels: Sequence[int], classes: Sequence[str], ground_truth: bool = False
@@ -16,10 +16,10 @@ def add_legend(image: np.ndarray, labels: Sequence[int], classes: Sequence[str],
     class in ``labels`` (class indices), and a white "ground truth" line when ``ground_truth``."""
     from PIL import Image, ImageDraw
 
-    entries = [(classes[k], tuple(int(round(255 * c)) for c in hex_to_rgb(CLASS_COLOURS[k % len(CLASS_COLOURS)])))
-               for k in sorted({int(k) for k in labels if k >= 0})]
+    shown = sorted({int(k) for k in labels if k >= 0})
+    entries = list(zip([classes[k] for k in shown], class_box_colours(shown)))
     if ground_truth:
-        entries.append(("ground truth", tuple(int(round(255 * c)) for c in GT_COLOUR)))
+        entries.append(("ground truth", GT_COLOUR))
     if not entries:
         return image
     picture = Image.fromarray(np.ascontiguousarray(image))
@@ -27,7 +27,7 @@ def add_legend(image: np.ndarray, labels: Sequence[int], classes: Sequence[str],
     draw.rectangle([4, 4, 150, 10 + 16 * len(entries)], fill=(0, 0, 0), outline=(90, 90, 90))
     for row, (name, colour) in enumerate(entries):
         top = 10 + 16 * row
-        draw.rectangle([10, top + 2, 20, top + 11], fill=colour)
+        draw.rectangle([10, top + 2, 20, top + 11], fill=tuple(int(round(255 * c)) for c in colour))
         draw.text((26, top), name, fill=(235, 235, 235))
     return np.asarray(picture)
 

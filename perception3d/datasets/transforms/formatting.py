@@ -22,8 +22,9 @@ def _check_range(point_cloud_range: Sequence[float]) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _points_in_range(points, r):
-    """Rows of (N, C) ``points`` with r[0:3] <= x, y, z < r[3:6], in order, as a new array."""
+def points_in_range(points, r):
+    """Rows of (N, C) ``points`` with r[0:3] <= x, y, z < r[3:6] (``r`` float32 (6,), m), in order, as a new
+    array."""
     keep = np.empty(points.shape[0], dtype=np.bool_)
     n = 0
     for i in range(points.shape[0]):
@@ -47,7 +48,7 @@ class PointsRangeFilter:
         self.range = _check_range(point_cloud_range)
 
     def __call__(self, sample: LidarSample) -> LidarSample:
-        sample.points = _points_in_range(sample.points, self.range)
+        sample.points = points_in_range(sample.points, self.range)
         return sample
 
 
