@@ -34,6 +34,21 @@ def synthetic_root(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """The tiny config's freshly initialised weights (seed 0), saved as tools/train.py saves a checkpoint."""
+    import torch
+
+    from perception3d.apis import init_model
+
+    torch.manual_seed(0)
+    model = init_model(str(Path(__file__).resolve().parents[1] / "configs" / "voxelnext" /
+                           "voxelnext_tiny_synthetic.py"))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    torch.save({"state_dict": model.state_dict(), "meta": {}}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def nusc(synthetic_root):
     from nuscenes import NuScenes
 

@@ -88,16 +88,6 @@ def test_bad_point_files_get_a_clear_error(raw, tmp_path):
         assert message in str(caught.value) and str(path) in str(caught.value), caught.value
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """The tiny config's freshly initialised weights, saved as tools/train.py saves a checkpoint."""
-    torch.manual_seed(0)
-    model = init_model(CONFIG)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    torch.save({"state_dict": model.state_dict(), "meta": {}}, path)
-    return path
-
-
 def test_tiny_model_detects_alike_on_every_file_type(point_files, tiny_checkpoint):
     model = init_model(CONFIG, str(tiny_checkpoint))
     assert not model.training
@@ -138,39 +128,3 @@ def test_inference_on_a_key_frame_file_equals_the_test_pipeline(synthetic_root, 
     torch.testing.assert_close(ours.scores, expected.scores)
     assert torch.equal(ours.labels, expected.labels)
 
-
-def test_visualize_tool_draws_the_models_detections_in_a_point_file(tiny_checkpoint, tmp_path, capsys):
-    """tools/visualize.py POINTS --model CONFIG CHECKPOINT: the detections inference_detector finds in the file,
-    from --score-thr up, outlined in their class colours where the BEV picture's mapping puts them (+x up, +y
-    left, ±extent m over the picture)."""
-    import importlib.util
-
-    import imageio.v3 as iio
-
-    from perception3d.structures import bev_corners
-    from perception3d.visualization import class_box_colours
-
-    dets = inference_detector(init_model(CONFIG, str(tiny_checkpoint)), str(FRAME))
-    extent, size = 40.0, 600
-    order = torch.argsort(dets.scores, descending=True).tolist()
-    best = [i for i in order if (dets.boxes[i, :2].abs() < extent - 3).all()][:3]
-    threshold = float(dets.scores[best[-1]])
-    spec = importlib.util.spec_from_file_location("visualize_tool", Path(__file__).resolve().parents[1] / "tools"
-                                                  / "visualize.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    out = tmp_path / "detections.png"
-    assert tool.main([str(FRAME), "--model", CONFIG, str(tiny_checkpoint), "--score-thr", str(threshold), "--mode",
-                      "bev", "--extent", str(extent), "--height", str(size), "--out", str(out)]) == 0
-    shown = int((dets.scores >= threshold).sum())
-    assert f"{shown} of {len(dets.scores)} detections" in capsys.readouterr().out
-    image = iio.imread(out)[..., :3].astype(int)
-    t = np.linspace(0.1, 0.9, 20)[:, None]
-    for i in best:
-        corners = bev_corners(dets.boxes[i:i + 1].double().numpy())[0]
-        outline = np.concatenate([corners[a] + t * (corners[(a + 1) % 4] - corners[a]) for a in range(4)])
-        columns, rows = ((extent - outline[:, 1]) * size / (2 * extent)).astype(int), \
-            ((extent - outline[:, 0]) * size / (2 * extent)).astype(int)
-        colour = np.rint(class_box_colours([int(dets.labels[i])])[0] * 255)
-        coloured = (np.abs(image - colour) <= 8).all(axis=2)
-        assert np.mean([coloured[r - 1:r + 2, c - 1:c + 2].any() for c, r in zip(columns, rows)]) >= 0.8, i

@@ -1,6 +1,5 @@
 """tools/train.py and tools/test.py as users call them: clear errors for bad input, checkpoints checked at the
 door."""
-import importlib.util
 import os
 import shutil
 import sys
@@ -9,16 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from tool_module import load_tool as tool
+
 ROOT = Path(__file__).parents[1]
 TINY = str(ROOT / "configs" / "voxelnext" / "voxelnext_tiny_synthetic.py")
 FULL = str(ROOT / "configs" / "voxelnext" / "voxelnext_voxel0075_nus.py")
-
-
-def tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Payload:

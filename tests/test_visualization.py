@@ -11,6 +11,7 @@ from perception3d.datasets.classes import CLASSES
 from perception3d.structures import bev_corners, box_corners
 from perception3d.visualization import (Camera, camera_preset, class_box_colours, render_bev, render_image,
                                        save_png, track_colour)
+from tool_module import load_tool
 
 FRAME_DIR = Path(__file__).parent / "data" / "nuscenes_frame"
 W, H = 640, 480
@@ -64,6 +65,12 @@ def bev_pixel(xy: np.ndarray, extent: float, size: int) -> np.ndarray:
     return np.column_stack([(extent - xy[:, 1]), (extent - xy[:, 0])]) * size / (2 * extent)
 
 
+def ring_samples(corners: np.ndarray, count: int) -> np.ndarray:
+    """Points along the 4 edges of a footprint's (4, 2) corners, ``count`` per edge, away from the corners."""
+    t = np.linspace(0.1, 0.9, count)[:, None]
+    return np.concatenate([corners[a] + t * (corners[(a + 1) % 4] - corners[a]) for a in range(4)])
+
+
 def test_bev_draws_boxes_heading_ticks_and_points_at_their_pixels():
     extent, size = 20.0, 400
     box = np.array([6.0, -4.0, 0.5, 4.5, 1.9, 1.6, 0.6, 0.0, 0.0])
@@ -71,9 +78,8 @@ def test_bev_draws_boxes_heading_ticks_and_points_at_their_pixels():
     footprint = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]]) * box[3:5] / 2  # in the box's own frame
     corners = box[:2] + footprint @ np.array([[cos, sin], [-sin, cos]])
     front = box[:2] + np.array([cos, sin]) * box[3] / 2
-    t = np.linspace(0.1, 0.9, 30)[:, None]
-    outline = np.concatenate([corners[a] + t * (corners[(a + 1) % 4] - corners[a]) for a in range(4)])
-    tick = box[:2] + t * (front - box[:2])
+    outline = ring_samples(corners, 30)
+    tick = box[:2] + np.linspace(0.1, 0.9, 30)[:, None] * (front - box[:2])
     rng = np.random.default_rng(0)
     patch = np.column_stack([-10 + 0.4 * rng.random((400, 2)) + [0, 22], np.zeros((400, 3))]).astype(np.float32)
     image = render_bev(patch, box[None], class_box_colours([0]), extent, size)
@@ -116,17 +122,6 @@ def test_bad_camera_and_colour_mode_are_named():
         camera_preset("orbit")
     with pytest.raises(ValueError, match="colour mode must be one of height, intensity, time"):
         render_image(np.zeros((3, 5), np.float32), colour_by="ring")
-
-
-def load_tool():
-    """tools/visualize.py as a module, to call its main() in this process (no interpreter start per call)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("visualize_tool", Path(__file__).resolve().parents[1] / "tools"
-                                                  / "visualize.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 def run_tool(*args):
@@ -245,7 +240,7 @@ def test_tool_draws_a_dataset_sample_with_predictions_from_either_file_and_a_bev
                                                                np.asarray(info["ego2global"])), scores, labels, CLASSES)
     submission.write_text(json.dumps({"meta": {}, "results": {info["token"]: records}}))
     config = str(Path(__file__).resolve().parents[1] / "configs" / "voxelnext" / "voxelnext_tiny_synthetic.py")
-    tool = load_tool()
+    tool = load_tool("visualize")
     car = np.rint(class_box_colours([CLASSES.index("car")])[0] * 255)
     pictures = {}
     for mode in ("3d", "bev"):
@@ -265,11 +260,8 @@ def test_tool_draws_a_dataset_sample_with_predictions_from_either_file_and_a_bev
     bev = pictures["bev", ".json"]
     assert bev.shape == (H, H, 3)
     coloured = (np.abs(bev - car) <= 8).all(axis=2)
-    t = np.linspace(0.1, 0.9, 20)[:, None]
     for k in cars:
-        corners = bev_corners(boxes[k:k + 1])[0]
-        outline = np.concatenate([corners[a] + t * (corners[(a + 1) % 4] - corners[a]) for a in range(4)])
-        pixels = np.floor(bev_pixel(outline, extent, H)).astype(int)
+        pixels = np.floor(bev_pixel(ring_samples(bev_corners(boxes[k:k + 1])[0], 20), extent, H)).astype(int)
         shown = np.mean([coloured[r - 1:r + 2, c - 1:c + 2].any() for c, r in pixels])
         assert shown >= 0.9 if k != cars[0] else shown < 0.2, (k, shown)
 
@@ -282,7 +274,7 @@ def test_tool_renders_a_scene_to_a_playable_video(synthetic_root, tmp_path):
     infos = pickle.loads((Path(synthetic_root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"]
     scene_frames = sum(info["scene_token"] == infos[0]["scene_token"] for info in infos)
     config = str(Path(__file__).resolve().parents[1] / "configs" / "voxelnext" / "voxelnext_tiny_synthetic.py")
-    tool = load_tool()
+    tool = load_tool("visualize")
     for suffix in (".mp4", ".gif"):
         out = tmp_path / f"scene{suffix}"
         assert tool.main([config, "--data-root", synthetic_root, "--index", "0", "--sequence", "--out", str(out),
@@ -293,7 +285,7 @@ def test_tool_renders_a_scene_to_a_playable_video(synthetic_root, tmp_path):
 
 
 def test_tool_refuses_bad_input(synthetic_root, tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool("visualize")
     point_file = FRAME_DIR / json.loads((FRAME_DIR / "frame.json").read_text())["lidar_file"]
     config = "configs/voxelnext/voxelnext_tiny_synthetic.py"
     cases = [([tmp_path / "missing.pcd"], "does not exist"),
@@ -380,7 +372,7 @@ def test_tool_colours_tracks_by_id_with_trails(synthetic_root, tmp_path):
     distance, fastest = max(moved, key=lambda m: m[0])
     assert distance > 3.0  # it has moved out of its own box in two key frames
     out = tmp_path / "tracks.png"
-    tool = load_tool()
+    tool = load_tool("visualize")
     config = str(Path(__file__).resolve().parents[1] / "configs" / "voxelnext" / "voxelnext_tiny_synthetic.py")
     assert tool.main([config, "--data-root", synthetic_root, "--token", info["token"], "--tracks", str(submission),
                       "--out", str(out), "--width", str(W), "--height", str(H), "--extent", "30"]) == 0
@@ -396,3 +388,33 @@ def test_tool_colours_tracks_by_id_with_trails(synthetic_root, tmp_path):
     then = transform_points(to_lidar, np.asarray([before[fastest["tracking_id"]]], dtype=np.float64))
     c, r = np.rint(project(camera, then, W, H)[0]).astype(int)
     assert ours[r - 2:r + 3, c - 2:c + 3].any()  # the trail reaches back to where it was
+
+
+def test_tool_draws_the_models_detections_in_a_point_file(tiny_checkpoint, tmp_path, capsys):
+    """tools/visualize.py POINTS --model CONFIG CHECKPOINT: the detections inference_detector finds in the file,
+    from --score-thr up, outlined in their class colours where the BEV picture's mapping puts them."""
+    import imageio.v3 as iio
+    import torch
+
+    from perception3d.apis import inference_detector, init_model
+
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "voxelnext" / "voxelnext_tiny_synthetic.py")
+    point_file = FRAME_DIR / json.loads((FRAME_DIR / "frame.json").read_text())["lidar_file"]
+    dets = inference_detector(init_model(config, str(tiny_checkpoint)), str(point_file))
+    extent, size = 40.0, 600
+    order = torch.argsort(dets.scores, descending=True).tolist()
+    best = [i for i in order if (dets.boxes[i, :2].abs() < extent - 3).all()][:3]
+    threshold = float(dets.scores[best[-1]])
+    out = tmp_path / "detections.png"
+    assert load_tool("visualize").main([str(point_file), "--model", config, str(tiny_checkpoint), "--score-thr",
+                                        str(threshold), "--mode", "bev", "--extent", str(extent), "--height",
+                                        str(size), "--out", str(out)]) == 0
+    shown = int((dets.scores >= threshold).sum())
+    assert f"{shown} of {len(dets.scores)} detections" in capsys.readouterr().out
+    image = iio.imread(out)[..., :3].astype(int)
+    for i in best:
+        corners = bev_corners(dets.boxes[i:i + 1].double().numpy())[0]
+        pixels = np.floor(bev_pixel(ring_samples(corners, 20), extent, size)).astype(int)
+        colour = np.rint(class_box_colours([int(dets.labels[i])])[0] * 255)
+        coloured = (np.abs(image - colour) <= 8).all(axis=2)
+        assert np.mean([coloured[r - 1:r + 2, c - 1:c + 2].any() for c, r in pixels]) >= 0.8, i
