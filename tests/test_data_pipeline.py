@@ -200,6 +200,8 @@ def test_object_sample_pastes_without_collisions_and_clears_the_space(synthetic_
     inside = points_in_boxes_mask(sample.points, sample.gt_boxes[n_before:]).sum(axis=0)
     assert (inside >= 5).all()  # each pasted object brought its points (min_points 5)
     assert set(CLASSES[i] for i in sample.gt_labels[n_before:]) <= {"car", "pedestrian", "barrier"}
+    with pytest.raises(ValueError, match=r"min_points names unknown classes \['cars'\]"):
+        ObjectSample({"car": 2}, min_points={"cars": 5})
 
 
 def test_object_sample_keeps_no_point_older_than_the_frames_sweeps(synthetic_root):

@@ -82,3 +82,35 @@ def test_seeded_sampler_makes_augmentation_a_function_of_seed_epoch_and_index(sy
         assert a[0] == b[0] and np.array_equal(a[1], b[1]) and torch.equal(a[2], b[2])
     assert [a[0] for a in first] != [c[0] for c in other]
     assert not any(np.allclose(a[1], c[1]) for a in first for c in other)
+
+
+def test_ten_sweeps_are_the_devkits_ten_and_test_time_shuffling_repeats(synthetic_root, nusc):
+    """'10 sweeps' is the key frame and 9 earlier ones, as the devkit's nsweeps=10 (and OpenPCDet's MAX_SWEEPS
+    10) count them: the earlier sweeps as the devkit moves them (ego square removed), the key frame whole as
+    OpenPCDet loads it. The test pipeline shuffles the points (as OpenPCDet does at test time), the same way for
+    a sample every time it is loaded."""
+    from nuscenes.utils.data_classes import LidarPointCloud
+    from scipy.spatial import cKDTree
+
+    from perception3d.registry import DATASETS
+
+    cfg = _config(synthetic_root)
+    init_default_scope("perception3d")
+    dataset = DATASETS.build(cfg.val_dataloader.dataset)
+    index = 17
+    info = dataset.get_data_info(index)
+    points = dataset[index]["inputs"]["points"].numpy()
+    cloud, times = LidarPointCloud.from_file_multisweep(nusc, nusc.get("sample", info["token"]), "LIDAR_TOP",
+                                                        "LIDAR_TOP", nsweeps=10, min_distance=1.0)
+    key = np.fromfile(Path(synthetic_root) / info["lidar_path"], dtype=np.float32).reshape(-1, 5)[:, :4]
+    expected = np.concatenate([np.pad(key, ((0, 0), (0, 1))),
+                               np.concatenate([cloud.points[:4].T, times.T], 1)[times[0] > 0]])
+    r = np.array(cfg.point_cloud_range)
+    expected = expected[((expected[:, :3] >= r[:3]) & (expected[:, :3] < r[3:])).all(1)]
+    assert len(np.unique(times)) == 10 and points.shape == expected.shape
+    assert ((np.abs(points[:, :2]) < 1).all(1) & (points[:, 4] == 0)).sum() > 1000  # the key frame's ego square
+    ours_tree, expected_tree = cKDTree(points), cKDTree(expected)
+    assert ours_tree.query(expected)[0].max() < 2e-3 and expected_tree.query(points)[0].max() < 2e-3
+    assert np.abs(points[:1000] - expected[:1000]).max() > 1  # shuffled
+    assert np.array_equal(dataset[index]["inputs"]["points"].numpy(), points)
+    assert not np.array_equal(dataset[index + 1]["inputs"]["points"].numpy()[:100], points[:100])

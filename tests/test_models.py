@@ -107,26 +107,44 @@ def random_gt(rng, n, classes=10):
 
 
 def test_targets_match_a_brute_force_assignment_and_decode_back_to_the_boxes(rng):
-    from perception3d.models.heads import assign_targets, decode_boxes
+    """OpenPCDet's assign_target_of_single_head, box by box and voxel by voxel: voxel (i, j) at (i, j) cells, the
+    centre clamped to the grid, its nearest voxel the positive, two untruncated Gaussians (around the centre and
+    around the positive) with σ = (2r + 1) / 6, r = max(int(CenterNet radius), 2)."""
+    from perception3d.models.heads import assign_targets, decode_boxes, gaussian_radius
 
     bev = random_bev(rng)
     gts = [random_gt(rng, 12), random_gt(rng, 7)]
-    cell, origin, group = (0.8, 0.8), (-24.0, -24.0), [1, 2]
-    t = assign_targets(bev.indices, [g[0] for g in gts], [g[1] for g in gts], group, cell, origin)
+    gts[0][0][0, :2] = torch.tensor([30.0, -30.0])  # outside the 60 × 60 grid: clamped to its edge
+    gts[0][1][0] = 1
+    cell, origin, group, grid = (0.8, 0.8), (-24.0, -24.0), [1, 2], (60, 60)
+    t = assign_targets(bev.indices, [g[0] for g in gts], [g[1] for g in gts], group, cell, origin, grid)
     idx = bev.indices.numpy()
+    heatmap = np.zeros((len(idx), len(group)))
     expected = []
     for b, (boxes, labels) in enumerate(gts):
-        for box, label in zip(boxes.numpy(), labels.numpy()):
+        rows = np.flatnonzero(idx[:, 0] == b)
+        for box, label in zip(boxes.numpy().astype(np.float64), labels.numpy()):
             if label not in group:
                 continue
-            rows = np.flatnonzero(idx[:, 0] == b)
-            centres = (idx[rows][:, [2, 1]] + 0.5) * cell + origin
-            nearest = rows[np.argmin(((centres - box[:2]) ** 2).sum(1))]
-            expected.append((nearest, group.index(label), box))
+            cx = min(max((box[0] - origin[0]) / cell[0], 0.0), grid[1] - 0.5)
+            cy = min(max((box[1] - origin[1]) / cell[1], 0.0), grid[0] - 0.5)
+            r = max(int(gaussian_radius(torch.tensor(box[3] / cell[0]), torch.tensor(box[4] / cell[1]), 0.1)), 2)
+            sigma = (2 * r + 1) / 6
+            d_centre = [(idx[v, 2] - cx) ** 2 + (idx[v, 1] - cy) ** 2 for v in rows]
+            nearest = rows[int(np.argmin(d_centre))]
+            for v, d in zip(rows, d_centre):
+                d_near = (idx[v, 2] - idx[nearest, 2]) ** 2 + (idx[v, 1] - idx[nearest, 1]) ** 2
+                heatmap[v, group.index(label)] = max(heatmap[v, group.index(label)], np.exp(-d / (2 * sigma ** 2)),
+                                                     np.exp(-d_near / (2 * sigma ** 2)))
+            offset = [cx - idx[nearest, 2], cy - idx[nearest, 1]]
+            expected.append((nearest, group.index(label), offset, box))
     assert t.positive.tolist() == [e[0] for e in expected] and t.labels.tolist() == [e[1] for e in expected]
-    assert (t.heatmap[t.positive, t.labels] == 1).all() and t.heatmap.max() <= 1 and t.heatmap.min() >= 0
+    np.testing.assert_allclose(t.heatmap.numpy(), heatmap, rtol=1e-5, atol=1e-6)
+    assert (t.heatmap[t.positive, t.labels] == 1).all()
+    np.testing.assert_allclose(t.regression[:, :2].numpy(), [e[2] for e in expected], atol=1e-4)
     decoded = decode_boxes(t.regression, bev.indices[t.positive], cell, origin).numpy()
-    truth = np.array([e[2] for e in expected])
+    truth = np.array([e[3] for e in expected])
+    truth[0, :2] = [(grid[1] - 0.5) * cell[0] + origin[0], origin[1]]  # where the clamped centre lies
     assert np.allclose(decoded[:, [0, 1, 2, 3, 4, 5, 7, 8]], truth[:, [0, 1, 2, 3, 4, 5, 7, 8]], atol=1e-4)
     assert np.allclose(np.cos(decoded[:, 6] - truth[:, 6]), 1, atol=1e-5)
 
@@ -159,19 +177,20 @@ def test_head_loss_reaches_every_parameter_and_predicts_on_cpu_in_eval_mode(deco
 
 @pytest.mark.parametrize("decode", ["nms", "local_max"])
 def test_decoding_equals_a_brute_force_reference(decode, rng):
-    """Random head outputs: top-K over voxels × classes, score threshold, centre range, then greedy NMS over
-    shapely IoU or a neighbour-window maximum loop, group by group, against the head's decode."""
+    """Random head outputs: top-K over voxels × classes, boxes decoded here from voxel (i, j) at (i, j) cells,
+    the post-centre range (x, y and z, narrower than the point range so that it cuts), score threshold, then
+    greedy NMS over shapely IoU or a neighbour-window maximum loop, group by group, against the head's decode."""
     from shapely.geometry import Polygon
 
     from perception3d.models import VoxelNeXtHead
-    from perception3d.models.heads import decode_boxes
     from perception3d.structures import box_corners
 
     bev = random_bev(rng, batch_size=1, size=40, n=900)
     rng_range = [-16.0, -16.0, -5.0, 16.0, 16.0, 3.0]
+    limit = [-12.0, -14.0, -0.5, 13.0, 12.0, 1.0]
     head = VoxelNeXtHead(16, voxel_size=[0.1, 0.1, 0.2], point_cloud_range=rng_range, decode=decode,
                          max_objects=60, score_thresh=0.3, nms_iou=0.2, nms_post_max=25,
-                         local_max_kernels=(3, 5, 3, 1, 3, 3))
+                         local_max_kernels=(3, 5, 3, 1, 3, 3), post_center_range=limit)
     outs = [{"hm": torch.from_numpy(rng.normal(-1, 1.5, (len(bev.indices), len(g))).astype(np.float32)),
              "code": torch.from_numpy(np.concatenate([rng.uniform(-3, 3, (len(bev.indices), 2)),
                                                       rng.normal(0, 1, (len(bev.indices), 1)),
@@ -182,7 +201,7 @@ def test_decoding_equals_a_brute_force_reference(decode, rng):
 
     idx = bev.indices.numpy()
     where = {tuple(c): i for i, c in enumerate(idx[:, 1:])}
-    expected = []
+    expected, cut = [], 0
     for g, (group, out) in enumerate(zip(head.groups, outs)):
         prob = torch.sigmoid(out["hm"]).numpy().astype(np.float64)
         if decode == "local_max":
@@ -196,9 +215,12 @@ def test_decoding_equals_a_brute_force_reference(decode, rng):
         cand = sorted(((prob[v, k], v, k) for v in range(len(prob)) for k in range(prob.shape[1])),
                       key=lambda t: -t[0])[:head.max_objects]
         cand = [c for c in cand if c[0] > head.score_thresh]
-        boxes = decode_boxes(out["code"][[c[1] for c in cand]], bev.indices[[c[1] for c in cand]], head.cell,
-                             head.origin).numpy()
-        inside = [i for i, b in enumerate(boxes) if -16 <= b[0] <= 16 and -16 <= b[1] <= 16]
+        code = out["code"].numpy().astype(np.float64)
+        boxes = np.array([[(idx[v, 2] + code[v, 0]) * 0.8 - 16, (idx[v, 1] + code[v, 1]) * 0.8 - 16, code[v, 2],
+                           *np.exp(code[v, 3:6]), np.arctan2(code[v, 7], code[v, 6]), code[v, 8], code[v, 9]]
+                          for _, v, _ in cand]).reshape(-1, 9)
+        inside = [i for i, b in enumerate(boxes) if all(limit[a] <= b[a] <= limit[a + 3] for a in range(3))]
+        cut += len(boxes) - len(inside)
         kept = []
         for i in inside:
             if decode == "nms" and len(kept) == head.nms_post_max:
@@ -209,8 +231,11 @@ def test_decoding_equals_a_brute_force_reference(decode, rng):
                        for q in (Polygon(box_corners(boxes[j:j + 1])[0, :4, :2]) for j in kept)):
                     continue
             kept.append(i)
-        expected += [(group[cand[i][2]], cand[i][1], cand[i][0]) for i in kept]
-    assert len(expected) > 10
+        expected += [(group[cand[i][2]], cand[i][1], cand[i][0], boxes[i]) for i in kept]
+    assert len(expected) > 10 and cut > 5
     got = [(int(lab), where[tuple(v)], float(s)) for lab, v, s in zip(det.labels, det.voxels.tolist(), det.scores)]
     assert [(e[0], e[1]) for e in expected] == [(g[0], g[1]) for g in got]
     assert np.allclose([e[2] for e in expected], [g[2] for g in got], atol=1e-6)
+    assert np.allclose(np.array([e[3] for e in expected])[:, [0, 1, 2, 3, 4, 5, 7, 8]],
+                       det.boxes.numpy()[:, [0, 1, 2, 3, 4, 5, 7, 8]], atol=1e-4)
+    assert np.allclose(np.cos(np.array([e[3][6] for e in expected]) - det.boxes.numpy()[:, 6]), 1, atol=1e-5)

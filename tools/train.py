@@ -90,12 +90,13 @@ def main(argv=None) -> int:
     from mmengine.model import is_model_wrapper
     from mmengine.runner import Runner
 
-    from perception3d.engine import UserError, check_checkpoint
+    from perception3d.engine import UserError, check_checkpoint, scale_schedule_lr
 
     try:
         cfg = setup(args)
         init_distributed_cpu(args.launcher)
         runner = Runner.from_cfg(cfg)
+        scale_schedule_lr(runner)
         if cfg.get("load_from"):
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model
             check_checkpoint(cfg.load_from, model)

@@ -18,25 +18,25 @@ model = dict(
     head=dict(in_channels=64, local_max_kernels=(3, 3, 3, 1, 1, 1)),
 )
 
+# the recipe's pipeline (see _base_/datasets/nuscenes_lidar_10sweeps.py for the yaml keys) with fewer sweeps
 train_pipeline = [
-    dict(type="LoadPoints", load_dim=5),
+    dict(type="LoadPoints", load_dim=5, ego_radius=0.0),
     dict(type="LoadSweeps", sweeps_num=sweeps),
-    dict(type="ObjectSample", classes=class_names,
-         sample_groups=dict(car=2, truck=3, construction_vehicle=7, bus=4, trailer=6, barrier=2,
-                            motorcycle=6, bicycle=6, pedestrian=2, traffic_cone=2),
-         min_points={name: 5 for name in class_names}),
+    dict(type="ObjectSample", classes=class_names, sample_groups={{_base_.gt_sample_groups}},
+         limit_whole_scene=True, min_points={{_base_.gt_min_points}}),
+    dict(type="RandomFlip3D", flip_x_prob=0.5, flip_y_prob=0.5),
     dict(type="GlobalRotScaleTrans", rot_range=[-0.78539816, 0.78539816], scale_range=[0.9, 1.1],
          translation_std=[0.5, 0.5, 0.5]),
-    dict(type="RandomFlip3D", flip_x_prob=0.5, flip_y_prob=0.5),
     dict(type="PointsRangeFilter", point_cloud_range=point_cloud_range),
     dict(type="ObjectRangeFilter", point_cloud_range=point_cloud_range),
     dict(type="PointShuffle"),
     dict(type="Pack"),
 ]
 test_pipeline = [
-    dict(type="LoadPoints", load_dim=5),
+    dict(type="LoadPoints", load_dim=5, ego_radius=0.0),
     dict(type="LoadSweeps", sweeps_num=sweeps),
     dict(type="PointsRangeFilter", point_cloud_range=point_cloud_range),
+    dict(type="PointShuffle"),
     dict(type="Pack"),
 ]
 train_dataloader = dict(
@@ -50,6 +50,7 @@ lr = 3e-3
 max_epochs = 6
 warm_epochs = 2.4  # pct_start 0.4
 optim_wrapper = dict(optimizer=dict(lr=lr))
+auto_scale_lr = dict(enable=False)  # its own peak lr, measured at 2 samples per step, not scaled from 32
 param_scheduler = [
     dict(type="OneCycleLR", eta_max=lr, pct_start=warm_epochs / max_epochs, div_factor=10, final_div_factor=1e4,
          anneal_strategy="cos", begin=0, end=max_epochs, by_epoch=True, convert_to_iter_based=True),

@@ -52,10 +52,15 @@ class NuScenesDataset(BaseDataset):
         return self.pipeline(self.make_sample(self.get_data_info(idx)))
 
     def __getitem__(self, idx):
-        """``idx``: an int, or a :class:`SampleKey` whose entropy seeds the random transforms of this sample."""
+        """``idx``: an int, or a :class:`SampleKey` whose entropy seeds the random transforms of this sample. In
+        test mode an int seeds them by itself (a test pipeline's PointShuffle, as OpenPCDet shuffles at test
+        time), so a sample is loaded the same way by any worker, in any order, every time."""
         if isinstance(idx, SampleKey):
             with seeded_sample(idx.entropy):
                 return super().__getitem__(idx.index)
+        if self.test_mode:
+            with seeded_sample((int(idx),)):
+                return super().__getitem__(idx)
         return super().__getitem__(idx)
 
     def class_labels(self, idx: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from mmengine.config import Config
 from ..utils.config import set_data_root
 
 __all__ = ["UserError", "check_checkpoint", "check_config", "find_resume_checkpoint", "load_config",
-           "require_writable_dir"]
+           "require_writable_dir", "scale_schedule_lr", "set_epochs"]
 
 
 class UserError(Exception):
@@ -163,3 +163,28 @@ def set_epochs(cfg: Config, epochs: int) -> None:
     if cfg.train_cfg.get("val_interval") == old:
         cfg.train_cfg.val_interval = epochs
     cfg.train_cfg.max_epochs = epochs
+
+
+def scale_schedule_lr(runner) -> Optional[float]:
+    """Completes mmengine's ``auto_scale_lr`` for one-cycle schedules; call it between ``Runner.from_cfg`` and
+    ``runner.train()``.
+
+    With ``auto_scale_lr = dict(enable=True, base_batch_size=B)`` mmengine multiplies the optimizer's lr by
+    (processes × batch_size) / B, but OneCycleLR starts from its own ``eta_max`` / div_factor and would undo it:
+    every OneCycleLR's ``eta_max`` is scaled by the same ratio here, and the log says so. Returns the ratio (None
+    when auto_scale_lr is off)."""
+    auto = runner.auto_scale_lr
+    if not auto or not auto.get("enable", False):
+        return None
+    loader = runner._train_dataloader
+    batch = loader["batch_size"] if isinstance(loader, dict) else loader.batch_size
+    ratio = runner.world_size * batch / auto["base_batch_size"]
+    schedulers = runner.param_schedulers or []
+    for spec in schedulers if isinstance(schedulers, list) else [schedulers]:
+        if isinstance(spec, dict) and spec.get("type") == "OneCycleLR":
+            runner.logger.info(f"auto_scale_lr: {runner.world_size} process(es) x {batch} samples = "
+                               f"{runner.world_size * batch} per step against the recipe's "
+                               f"{auto['base_batch_size']}: OneCycleLR peak lr {spec['eta_max']:g} -> "
+                               f"{spec['eta_max'] * ratio:g}")
+            spec["eta_max"] = spec["eta_max"] * ratio
+    return ratio

@@ -17,7 +17,8 @@ from .random_state import RandomTransform
 class ObjectSample(RandomTransform):
     """Adds up to ``sample_groups[class]`` objects per class from the GT database of the data root.
 
-    Candidates overlapping (in BEV) a box of the frame or an already accepted candidate are dropped;
+    Candidates overlapping (in BEV) a box of the frame, an object pasted for an earlier class or another
+    candidate of the same draw are dropped (OpenPCDet's ``DataBaseSampler``: ``iou1.max + iou2.max == 0``);
     the frame's points inside the accepted boxes are removed before the objects' points are added.
     With ``limit_whole_scene`` the count per class is a target that the frame's own boxes count toward.
     Objects with fewer than ``min_points`` points (per class, default 5) are never drawn. A pasted object keeps
@@ -27,9 +28,10 @@ class ObjectSample(RandomTransform):
 
     def __init__(self, sample_groups: Dict[str, int], min_points: Optional[Dict[str, int]] = None,
                  limit_whole_scene: bool = False, classes=CLASSES, seed: Optional[int] = None):
-        unknown = set(sample_groups) - set(classes)
-        if unknown:
-            raise ValueError(f"sample_groups names unknown classes {sorted(unknown)}; known: {list(classes)}")
+        for name, given in (("sample_groups", sample_groups), ("min_points", min_points or {})):
+            unknown = set(given) - set(classes)
+            if unknown:
+                raise ValueError(f"{name} names unknown classes {sorted(unknown)}; known: {list(classes)}")
         self.sample_groups = dict(sample_groups)
         self.min_points = dict(min_points or {})
         self.limit_whole_scene = limit_whole_scene
@@ -65,9 +67,8 @@ class ObjectSample(RandomTransform):
             placed = np.concatenate([boxes] + new_boxes) if new_boxes else boxes
             free = ~boxes_overlap_bev(cand, placed).any(axis=1) if len(placed) else np.ones(len(cand), bool)
             inner = boxes_overlap_bev(cand, cand)
-            for i in np.flatnonzero(free):
-                if inner[i, :i][free[:i]].any():  # collides with an accepted candidate of this class
-                    free[i] = False
+            np.fill_diagonal(inner, False)
+            free &= ~inner.any(axis=1)  # OpenPCDet: a candidate touching any other of its draw is dropped
             for i in np.flatnonzero(free):
                 rec = pool[picks[i]]
                 pts = np.array(db_points[rec["offset"]: rec["offset"] + rec["num_points"]])

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ...registry import MODELS
-from ..sparse import SparseBasicBlock, down_block, norm_act, subm_block, use_algo_for
+from ..sparse import TORCH_NORM, SparseBasicBlock, down_block, subm_block, use_algo_for
 from ..voxelizers import VoxelBatch
 
 
@@ -36,10 +36,14 @@ def height_compression(x: spconv.SparseConvTensor) -> spconv.SparseConvTensor:
 class VoxelNeXtBackbone(nn.Module):
     """Sparse ResNet of VoxelNeXt: (M, C_in) voxels on a (z, y, x) grid → sparse BEV features at stride 8.
 
-    conv_input SubMConv3d 3³ (C_in → channels[0]); stage 1: ``blocks[0]`` SparseBasicBlocks (VoxelNeXt: 2);
-    stages 2–6: SparseConv3d k3 s2 p1 then ``blocks[s]`` blocks; stages 5, 6 joined to stage 4; height
-    compression (sum); SparseConv2d 3×3 and SubMConv2d 3×3 to ``out_channels``. BN (eps 1e-3, momentum 0.01) +
-    ReLU after every conv.
+    Mirrors OpenPCDet's ``VoxelResBackBone8xVoxelNeXt`` (``pcdet/models/backbones_3d/spconv_backbone_voxelnext.py``):
+    conv_input SubMConv3d 3³ (C_in → channels[0]); stage 1 (``conv1``): ``blocks[0]`` SparseBasicBlocks
+    (VoxelNeXt: 2); stages 2–6 (``conv2``–``conv6``): SparseConv3d k3 s2 p1 then ``blocks[s]`` blocks; stages 5,
+    6 joined to stage 4; height compression (sum); ``conv_out`` SparseConv2d 3×3 and ``shared_conv`` SubMConv2d
+    3×3 to ``out_channels``. BN + ReLU after every conv: eps 1e-3, momentum 0.01 (OpenPCDet's ``norm_fn``)
+    except ``shared_conv``'s, which keeps BatchNorm1d's defaults as OpenPCDet's does. The sparse grid is the
+    voxel grid plus one layer in z (``self.sparse_shape = grid_size[::-1] + [1, 0, 0]``): 40 z cells give
+    strided stages of 41 → 21 → 11 → 6 → 3 → 2 layers.
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int] = (16, 32, 64, 128, 128, 128),
@@ -58,7 +62,7 @@ class VoxelNeXtBackbone(nn.Module):
                                                   *[SparseBasicBlock(channels[s], key) for _ in range(blocks[s])]))
         self.stages = nn.ModuleList(stages)
         self.conv_out = down_block(channels[3], out_channels, "spconv_bev", dims=2, stride=1)
-        self.shared_conv = subm_block(out_channels, out_channels, "subm_bev", dims=2)
+        self.shared_conv = subm_block(out_channels, out_channels, "subm_bev", dims=2, norm=TORCH_NORM)
         self.out_channels = out_channels
         self.stride = 8
 
@@ -66,8 +70,8 @@ class VoxelNeXtBackbone(nn.Module):
         """VoxelBatch → 2D SparseConvTensor (features (K, out_channels), indices int32 (K, 3) batch, y, x) on the
         stride-8 BEV grid."""
         use_algo_for(self, voxels.features.device)
-        x = spconv.SparseConvTensor(voxels.features, voxels.coords.int(), list(voxels.spatial_shape),
-                                    voxels.batch_size)
+        nz, ny, nx = voxels.spatial_shape
+        x = spconv.SparseConvTensor(voxels.features, voxels.coords.int(), [nz + 1, ny, nx], voxels.batch_size)
         x = self.conv_input(x)
         outs = []
         for stage in self.stages:

@@ -42,53 +42,62 @@ class HeadTargets:
 
 def assign_targets(voxel_indices: torch.Tensor, gt_boxes: Sequence[torch.Tensor], gt_labels: Sequence[torch.Tensor],
                    group: Sequence[int], cell_size: Sequence[float], origin: Sequence[float],
-                   min_overlap: float = 0.1, min_radius: int = 2) -> HeadTargets:
-    """Targets of one class group.
+                   grid: Sequence[int], min_overlap: float = 0.1, min_radius: int = 2,
+                   max_objects: int = 500) -> HeadTargets:
+    """Targets of one class group, as OpenPCDet's ``VoxelNeXtHead.assign_target_of_single_head``
+    (``pcdet/models/dense_heads/voxelnext_head.py``, GAUSSIAN_TYPE ['nearst', 'gt_center']).
 
     Args:
         voxel_indices: int (M, 3) batch, y, x of the occupied BEV voxels.
         gt_boxes, gt_labels: per sample, (G, 9) boxes in our convention and int64 (G,) global class indices.
         group: global class indices of the group (heatmap channel k is ``group[k]``).
         cell_size: (x, y) m of one BEV voxel (voxel size × stride). origin: (x_min, y_min) m of the grid.
-    The positive of a box is the occupied voxel of its sample nearest its centre; the heatmap is, per voxel and
-    class, the max over boxes of exp(-d² / 2σ²) for voxels within the box's radius r (cells, CenterNet radius,
-    at least ``min_radius``) of its centre, σ = (2r + 1) / 6, and 1 at each positive.
+        grid: (ny, nx) cells of the BEV grid.
+        max_objects: boxes of the group per sample beyond this many are ignored (NUM_MAX_OBJS).
+    Voxel (i, j) sits at the point (i, j) in cell units (its corner, not its centre). A box's centre in cells,
+    clamped to [0, n − 0.5], is regressed from its positive: the occupied voxel of its sample nearest to it (the
+    first in voxel order on ties). The heatmap is, per voxel and class, the max over boxes of two untruncated
+    Gaussians exp(−d² / 2σ²), d in cells from the box centre and from its positive, σ = (2r + 1) / 6 with r the
+    CenterNet radius (cells, truncated to an integer, at least ``min_radius``). Boxes with a zero length or
+    width are skipped. All in float32, in OpenPCDet's order of operations.
     """
     device = voxel_indices.device
     m, k = len(voxel_indices), len(group)
-    cx = (voxel_indices[:, 2].double() + 0.5) * cell_size[0] + origin[0]
-    cy = (voxel_indices[:, 1].double() + 0.5) * cell_size[1] + origin[1]
     heatmap = torch.zeros((m, k), dtype=torch.float32, device=device)
     positives, labels, codes = [], [], []
-    lookup = {int(c): i for i, c in enumerate(group)}
+    group_t = torch.tensor(list(group), device=device)
     for b, (boxes, classes) in enumerate(zip(gt_boxes, gt_labels)):
         rows = torch.nonzero(voxel_indices[:, 0] == b).squeeze(1)
-        if len(rows) == 0:
+        members = torch.nonzero(torch.isin(classes.to(device), group_t)).squeeze(1)[:max_objects]
+        if len(rows) == 0 or len(members) == 0:
             continue
-        for box, cls in zip(boxes.double(), classes.tolist()):
-            if cls not in lookup:
-                continue
-            channel = lookup[cls]
-            gx, gy = (box[0] - origin[0]) / cell_size[0], (box[1] - origin[1]) / cell_size[1]  # in cells
-            dx_cells = (cx[rows] - box[0]) / cell_size[0]
-            dy_cells = (cy[rows] - box[1]) / cell_size[1]
-            dist2 = dx_cells ** 2 + dy_cells ** 2
-            nearest = rows[torch.argmin(dist2)]
-            radius = gaussian_radius(box[4] / cell_size[1], box[3] / cell_size[0], min_overlap)
-            radius = max(int(radius), min_radius)
-            sigma = (2 * radius + 1) / 6.0
-            near = dist2 <= radius ** 2
-            heat = torch.exp(-dist2[near] / (2 * sigma ** 2)).float()
-            heatmap[rows[near], channel] = torch.maximum(heatmap[rows[near], channel], heat)
-            heatmap[nearest, channel] = 1.0
-            ix, iy = voxel_indices[nearest, 2].double(), voxel_indices[nearest, 1].double()
-            codes.append(torch.stack([gx - (ix + 0.5), gy - (iy + 0.5), box[2], torch.log(box[3]), torch.log(box[4]),
-                                      torch.log(box[5]), torch.cos(box[6]), torch.sin(box[6]), box[7], box[8]]))
-            positives.append(nearest)
-            labels.append(channel)
+        boxes = boxes.to(device=device, dtype=torch.float32)[members]
+        channels = (classes.to(device)[members, None] == group_t[None]).int().argmax(dim=1)
+        spatial = voxel_indices[rows][:, [2, 1]].float()  # (x, y) in cells
+        cx = ((boxes[:, 0] - origin[0]) / cell_size[0]).clamp(0, grid[1] - 0.5)
+        cy = ((boxes[:, 1] - origin[1]) / cell_size[1]).clamp(0, grid[0] - 0.5)
+        centre = torch.stack([cx, cy], 1)
+        dx, dy = boxes[:, 3] / cell_size[0], boxes[:, 4] / cell_size[1]
+        radius = gaussian_radius(dx, dy, min_overlap).int().clamp(min=min_radius)
+        valid = (dx > 0) & (dy > 0)
+        dist_centre = ((spatial[None] - centre[:, None]) ** 2).sum(-1)  # (G, M_b)
+        nearest = dist_centre.argmin(dim=1)
+        dist_nearest = ((spatial[None] - spatial[nearest][:, None]) ** 2).sum(-1)
+        sigma = (2 * radius.float() + 1) / 6
+        two_sigma2 = (2 * sigma * sigma)[:, None]
+        heat = torch.maximum(torch.exp(-dist_centre / two_sigma2), torch.exp(-dist_nearest / two_sigma2))
+        for c in range(k):
+            mine = valid & (channels == c)
+            if mine.any():
+                heatmap[rows, c] = torch.maximum(heatmap[rows, c], heat[mine].max(dim=0).values)
+        v = torch.nonzero(valid).squeeze(1)
+        box = boxes[v]
+        codes.append(torch.cat([centre[v] - spatial[nearest[v]], box[:, 2:3], box[:, 3:6].log(),
+                                torch.cos(box[:, 6:7]), torch.sin(box[:, 6:7]), box[:, 7:9]], 1))
+        positives.append(rows[nearest[v]])
+        labels.append(channels[v].long())
     if positives:
-        return HeadTargets(heatmap, torch.stack(positives), torch.tensor(labels, device=device),
-                           torch.stack(codes).float())
+        return HeadTargets(heatmap, torch.cat(positives), torch.cat(labels), torch.cat(codes))
     return HeadTargets(heatmap, torch.zeros(0, dtype=torch.int64, device=device),
                        torch.zeros(0, dtype=torch.int64, device=device),
                        torch.zeros((0, CODE_SIZE), dtype=torch.float32, device=device))
@@ -96,10 +105,11 @@ def assign_targets(voxel_indices: torch.Tensor, gt_boxes: Sequence[torch.Tensor]
 
 def decode_boxes(codes: torch.Tensor, voxel_indices: torch.Tensor, cell_size: Sequence[float],
                  origin: Sequence[float]) -> torch.Tensor:
-    """Inverse of the regression code: (P, 10) codes at voxels (P, 3) batch, y, x → (P, 9) boxes."""
+    """Inverse of the regression code: (P, 10) codes at voxels (P, 3) batch, y, x → (P, 9) boxes. Voxel (i, j)
+    sits at (i, j) cells, as in OpenPCDet's ``decode_bbox_from_voxels_nuscenes``."""
     ix, iy = voxel_indices[:, 2].to(codes.dtype), voxel_indices[:, 1].to(codes.dtype)
-    x = (ix + 0.5 + codes[:, 0]) * cell_size[0] + origin[0]
-    y = (iy + 0.5 + codes[:, 1]) * cell_size[1] + origin[1]
+    x = (ix + codes[:, 0]) * cell_size[0] + origin[0]
+    y = (iy + codes[:, 1]) * cell_size[1] + origin[1]
     yaw = torch.atan2(codes[:, 7], codes[:, 6])
     return torch.stack([x, y, codes[:, 2], *torch.exp(codes[:, 3:6]).unbind(1), yaw, codes[:, 8], codes[:, 9]], 1)
 
