@@ -24,6 +24,7 @@ from torch import nn
 from perception3d.apis import init_model
 from perception3d.datasets.classes import CLASSES
 from perception3d.models.openpcdet_weights import ConversionError, convert_openpcdet_voxelnext
+from perception3d.models.voxelizers import VoxelBatch
 from perception3d.ops import nms_bev
 
 DATA = Path(__file__).parent / "data"
@@ -233,15 +234,18 @@ def run_reference(state, device):
     with torch.no_grad():
         bev = ref.backbone_3d(features, coords)
         outs = [head(bev) for head in ref.dense_head.heads_list]
-    return bev, reference_decode(outs, bev.indices)
+    return bev, reference_decode(outs, bev.indices), VoxelBatch(features, coords, (40, 1440, 1440), 1)
 
 
-def run_ours(converted, device):
+def run_ours(converted, device, voxels=None):
+    """Our model on the frame's points (its own voxelizer), or on the given voxels."""
     model = init_model(CONFIG, device=str(device))
     model.load_state_dict(converted, strict=True)
-    data = model.data_preprocessor({"inputs": {"points": [frame_points()]}, "data_samples": None}, False)
+    if voxels is None:
+        data = model.data_preprocessor({"inputs": {"points": [frame_points()]}, "data_samples": None}, False)
+        voxels = data["inputs"]["voxels"]
     with torch.no_grad():
-        bev = model.extract_feat(data["inputs"]["voxels"])
+        bev = model.extract_feat(voxels)
         (det,) = model.head.predict(bev)
     return model, bev, det
 
@@ -278,7 +282,7 @@ def converted_pair():
 def test_converted_weights_give_openpcdets_features_and_boxes_on_the_real_frame(converted_pair):
     state, converted = converted_pair
     cpu = torch.device("cpu")
-    ref_bev, reference = run_reference(state, cpu)
+    ref_bev, reference, _ = run_reference(state, cpu)
     _, bev, det = run_ours(converted, cpu)
     assert bev.spatial_shape == list(ref_bev.spatial_shape) == [180, 180]
     ours, theirs = by_index(bev), by_index(ref_bev)
@@ -296,11 +300,13 @@ def test_older_spconv_layout_converts_to_the_same_weights(converted_pair):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_converted_weights_give_openpcdets_boxes_on_cuda(converted_pair):
-    """On the GPU OpenPCDet trained on: spconv's CUDA algorithms and biased layers in eval mode."""
+    """On the GPU OpenPCDet trained on: spconv's CUDA algorithms and biased layers in eval mode. Both networks
+    read the same voxels: on CUDA, PointToVoxel and our voxelizer each fill a voxel's 10 slots with whichever
+    points come first, in no fixed order (the CPU test above compares the voxelizers too)."""
     state, converted = converted_pair
     cuda = torch.device("cuda")
-    ref_bev, reference = run_reference(state, cuda)
-    _, bev, det = run_ours(converted, cuda)
+    ref_bev, reference, voxels = run_reference(state, cuda)
+    _, bev, det = run_ours(converted, cuda, voxels)
     ours, theirs = by_index(bev), by_index(ref_bev)
     assert ours.keys() == theirs.keys()
     b = torch.stack(list(theirs.values()))
@@ -332,7 +338,7 @@ def test_convert_checkpoint_refuses_what_is_not_a_voxelnext(tmp_path, capsys, co
                 | {"backbone_2d.blocks.0.1.weight": torch.zeros(3)}}, centerpoint)
     fewer_blocks = tmp_path / "blocks.pth"
     torch.save({"model_state": {k: v for k, v in state.items() if ".conv2.2." not in k}}, fewer_blocks)
-    cases = [(tmp_path / "missing.pth", "not found"), (truncated, "not a readable checkpoint"),
+    cases = [(tmp_path / "missing.pth", "not found"), (truncated, "not a loadable checkpoint"),
              (ours, "no 'model_state'"), (centerpoint, "not an OpenPCDet VoxelNeXt"),
              (fewer_blocks, "missing from the checkpoint: backbone_3d.conv2.2.")]
     for path, message in cases:

@@ -77,3 +77,25 @@ def test_test_refuses_files_that_are_not_this_models_checkpoint(synthetic_root, 
     torch.save({"state_dict": MODELS.build(Config.fromfile(FULL).model).state_dict()}, other)
     code, err = run("test", [TINY, str(other)] + args, capsys)
     assert code == 2 and "holds the weights of another model" in err and "other shapes" in err
+
+
+def test_train_scales_the_one_cycle_peak_to_the_batch_and_says_so(synthetic_root, tmp_path, capsys):
+    """The recipe's lr is for 32 samples per step (8 GPUs × 4); one process with the config's 4 per step trains at
+    4/32 of it. mmengine's auto_scale_lr scales only the optimizer's lr, which OneCycleLR overwrites from its
+    eta_max: tools/train.py scales eta_max too, and the log says so."""
+    from mmengine.runner import Runner
+
+    from perception3d.engine import scale_schedule_lr
+
+    train = tool("train")
+    cfg = train.setup(train.parse_args([FULL, "--data-root", synthetic_root, "--work-dir", str(tmp_path / "w")]))
+    assert cfg.auto_scale_lr == {"enable": True, "base_batch_size": 32} and cfg.train_dataloader.batch_size == 4
+    runner = Runner.from_cfg(cfg)
+    assert scale_schedule_lr(runner) == 4 / 32
+    one_cycle = next(s for s in runner.param_schedulers if s["type"] == "OneCycleLR")
+    assert one_cycle["eta_max"] == pytest.approx(1e-3 * 4 / 32)
+    log = (Path(runner.log_dir) / f"{Path(runner.log_dir).name}.log").read_text()
+    assert "OneCycleLR peak lr 0.001 -> 0.000125" in log and "1 process(es) x 4 samples = 4 per step" in log
+
+    tiny = train.setup(train.parse_args([TINY, "--data-root", synthetic_root, "--work-dir", str(tmp_path / "t")]))
+    assert scale_schedule_lr(Runner.from_cfg(tiny)) is None  # the tiny config keeps its own, measured peak

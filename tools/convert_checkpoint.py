@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import pickle
 import sys
 from pathlib import Path
 
@@ -36,15 +35,9 @@ def read_openpcdet(path: str) -> tuple:
     """(model_state, description) of an OpenPCDet checkpoint; raises UserError naming the file otherwise."""
     import torch
 
-    from perception3d.engine import UserError
+    from perception3d.engine import UserError, load_checkpoint_file
 
-    if not Path(path).is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path} is not a readable checkpoint ({first})") from e
+    checkpoint = load_checkpoint_file(path)
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model_state"), dict):
         keys = ", ".join(map(str, list(checkpoint)[:6])) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise UserError(f"{path} is not an OpenPCDet checkpoint: it has no 'model_state' (it holds {keys})")

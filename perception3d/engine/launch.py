@@ -14,8 +14,8 @@ from mmengine.config import Config
 
 from ..utils.config import set_data_root
 
-__all__ = ["UserError", "check_checkpoint", "check_config", "find_resume_checkpoint", "load_config",
-           "require_writable_dir", "scale_schedule_lr", "set_epochs"]
+__all__ = ["UserError", "check_checkpoint", "check_config", "find_resume_checkpoint", "load_checkpoint_file",
+           "load_config", "require_writable_dir", "scale_schedule_lr", "set_epochs"]
 
 
 class UserError(Exception):
@@ -111,17 +111,23 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     return str(candidates[-1]) if candidates else None
 
 
-def check_checkpoint(path: str, model: torch.nn.Module) -> dict:
-    """Loads ``path`` with ``weights_only=True`` (plus the mmengine allow-list) and checks that its weights
-    are this model's. Returns its state dict, ``module.`` prefixes (of a DDP-wrapped model) removed, ready for
-    ``model.load_state_dict``; raises UserError naming the file and what is wrong."""
+def load_checkpoint_file(path: str):
+    """What ``path`` holds, read with ``torch.load(weights_only=True)`` (plus the mmengine allow-list) onto the
+    CPU; raises UserError naming the file when it is missing or not a loadable checkpoint."""
     if not Path(path).is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path} is not a loadable checkpoint ({first})") from e
+
+
+def check_checkpoint(path: str, model: torch.nn.Module) -> dict:
+    """Loads ``path`` (:func:`load_checkpoint_file`) and checks that its weights are this model's. Returns its
+    state dict, ``module.`` prefixes (of a DDP-wrapped model) removed, ready for ``model.load_state_dict``;
+    raises UserError naming the file and what is wrong."""
+    checkpoint = load_checkpoint_file(path)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path} is not a checkpoint: it holds no state_dict of tensors")
