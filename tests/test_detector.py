@@ -80,19 +80,6 @@ def test_preprocessor_and_model_name_what_is_wrong():
         model(**data, mode="train")
 
 
-def test_feature_scale_multiplies_each_point_column_of_the_voxel_means():
-    _, model = build_model("voxelnext_tiny_synthetic.py")
-    points = torch.rand(2000, 5) * torch.tensor([40.0, 40.0, 4.0, 255.0, 0.5]) - torch.tensor([20.0, 20.0, 2.0, 0, 0])
-    plain = model.data_preprocessor.voxelizer([points])
-    model.data_preprocessor.feature_scale = [1, 2, 3, 1 / 255, 10]
-    scaled = model.data_preprocessor({"inputs": {"points": [points]}, "data_samples": None})["inputs"]["voxels"]
-    assert torch.equal(scaled.coords, plain.coords)
-    torch.testing.assert_close(scaled.features, plain.features * torch.tensor([1, 2, 3, 1 / 255, 10]))
-    model.data_preprocessor.feature_scale = [1, 1, 1, 1]
-    with pytest.raises(ValueError, match="feature_scale has 4 factors for points of 5 columns"):
-        model.data_preprocessor({"inputs": {"points": [points]}, "data_samples": None})
-
-
 def precise_batch_norm(model, data):
     """Replaces BatchNorm's running averages (momentum 0.01: far from converged after a short run) by the exact
     statistics of ``data``, as detectron2's PreciseBN does, so eval mode sees what training saw."""

@@ -18,15 +18,12 @@ class VoxelDataPreprocessor(BaseDataPreprocessor):
     In: ``{"inputs": {"points": [float (N_i, C) tensors]}, "data_samples": [SampleTargets, ...]}`` (mmengine's
     ``pseudo_collate`` of :class:`~perception3d.datasets.transforms.formatting.Pack` outputs).
     Out: the same, with ``inputs["voxels"]`` a :class:`VoxelBatch`. ``voxelizer`` is a Voxelizer config; its
-    voxel cap follows the model's train/eval mode. ``feature_scale`` (one factor per point column, e.g. x, y, z,
-    intensity, time lag) multiplies the voxel features, a fixed input normalisation; None (OpenPCDet's MeanVFE)
-    leaves them as they are.
+    voxel cap follows the model's train/eval mode.
     """
 
-    def __init__(self, voxelizer: dict, feature_scale: Optional[Sequence[float]] = None):
+    def __init__(self, voxelizer: dict):
         super().__init__()
         self.voxelizer = MODELS.build(voxelizer)
-        self.feature_scale = None if feature_scale is None else [float(f) for f in feature_scale]
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)
@@ -34,13 +31,7 @@ class VoxelDataPreprocessor(BaseDataPreprocessor):
         points = inputs.get("points") if isinstance(inputs, dict) else None
         if not points:
             raise ValueError("VoxelDataPreprocessor expects inputs={'points': [tensor, ...]} with one cloud per sample")
-        voxels = self.voxelizer(list(points))
-        if self.feature_scale is not None:
-            if len(self.feature_scale) != voxels.features.shape[1]:
-                raise ValueError(f"feature_scale has {len(self.feature_scale)} factors for points of "
-                                 f"{voxels.features.shape[1]} columns")
-            voxels.features = voxels.features * voxels.features.new_tensor(self.feature_scale)
-        inputs = dict(inputs, voxels=voxels)
+        inputs = dict(inputs, voxels=self.voxelizer(list(points)))
         return {"inputs": inputs, "data_samples": data.get("data_samples")}
 
 
