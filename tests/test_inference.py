@@ -109,7 +109,8 @@ def test_init_model_refuses_another_models_checkpoint(tmp_path):
 
 def test_inference_on_a_key_frame_file_equals_the_test_pipeline(synthetic_root, tiny_checkpoint):
     """A synthetic key frame's file through inference_detector gives the detections the dataset's test pipeline
-    (without earlier sweeps) gives through the model: the same points, ego filter, range filter and decoding."""
+    (without earlier sweeps, and unshuffled) gives through the model: the same points, ego filter (the config's
+    LoadPoints: none, the key frame whole), range filter and decoding."""
     from mmengine.dataset import pseudo_collate
 
     from perception3d.datasets import NuScenesDataset
@@ -117,8 +118,11 @@ def test_inference_on_a_key_frame_file_equals_the_test_pipeline(synthetic_root, 
 
     model = init_model(CONFIG, str(tiny_checkpoint))
     point_cloud_range = model.data_preprocessor.voxelizer.point_cloud_range
+    load = next(dict(t) for t in model.cfg.test_pipeline if t["type"] == "LoadPoints")
+    load.pop("type")
+    assert load["ego_radius"] == 0.0
     dataset = NuScenesDataset(synthetic_root, "nuscenes_infos_val.pkl", test_mode=True,
-                              pipeline=[LoadPoints(), PointsRangeFilter(point_cloud_range), Pack()])
+                              pipeline=[LoadPoints(**load), PointsRangeFilter(point_cloud_range), Pack()])
     info = dataset.get_data_info(0)
     with torch.no_grad():
         expected = model(**model.data_preprocessor(pseudo_collate([dataset[0]]), False), mode="predict")[0]

@@ -50,7 +50,9 @@ def inference_detector(model: torch.nn.Module, points: Union[str, Path, np.ndarr
 
     ``points``: a point file (see :func:`~perception3d.datasets.point_io.load_points`, ``load_dims`` columns
     for .bin) or an (N, >= 3) array. As the config's test pipeline does, points within its LoadPoints
-    ``ego_radius`` (|x| and |y|, m; 1 by default) and outside the model's point_cloud_range are left out."""
+    ``ego_radius`` (|x| and |y|, m; 1 by default, 0 in the VoxelNeXt configs) and outside the model's
+    point_cloud_range are left out. The points keep their order (the test pipeline shuffles them, seeded per
+    sample): where a voxel holds more than its 10 points, the first 10 make its mean."""
     cloud = load_points(points, load_dims) if isinstance(points, (str, Path)) else prepare_points(points)
     radius = _ego_radius(model)
     ego = (np.abs(cloud[:, 0]) < radius) & (np.abs(cloud[:, 1]) < radius)
