@@ -120,7 +120,8 @@ def test_tiny_config_overfits_a_synthetic_frame_and_decodes_every_box_in_both_mo
     batch = pseudo_collate([dataset[0]])
     (sample,) = batch["data_samples"]
     assert len(sample.gt_boxes) > 30 and len(set(sample.gt_labels.tolist())) >= 5
-    steps = 120  # kaiming-initialised regression branches (OpenPCDet's) start farther off: 80 left two cones at IoU < 0.5
+    # kaiming-initialised regression branches (OpenPCDet's) start farther off: 80 steps left two cones at IoU < 0.5
+    steps = 120
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=steps, pct_start=0.2)
     data = model.data_preprocessor(batch, True)
