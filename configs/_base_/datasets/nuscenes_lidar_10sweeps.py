@@ -1,7 +1,7 @@
 # nuScenes LiDAR detection with 10 sweeps (the key frame and 9 earlier ones), as VoxelNeXt trains it. The
-# embedded default is the synthetic nuScenes-format world (`python tools/create_data.py synthetic --out data/synthetic`); for real nuScenes
-# run `tools/create_data.py nuscenes --root data/nuscenes ...` and point data_root there (the tools'
-# --data-root flag rewrites every data_root of a config).
+# embedded default is the synthetic nuScenes-format world (`python tools/create_data.py synthetic --out
+# data/synthetic`); for real nuScenes run `tools/create_data.py nuscenes --root data/nuscenes ...` and point
+# data_root there (the tools' --data-root flag rewrites every data_root of a config).
 data_root = "data/synthetic/"
 class_names = [
     "car", "truck", "bus", "trailer", "construction_vehicle",
