@@ -45,13 +45,25 @@ def test_devkit_box_round_trip_keeps_centre_size_yaw_velocity():
     assert yaw_close(back[:, 6], boxes[:, 6], 1e-6).all()
 
 
+# the devkit's Box.corners() order (nuscenes/utils/data_classes.py: x = l/2 [1 1 1 1 -1 -1 -1 -1],
+# y = w/2 [1 -1 -1 1 1 -1 -1 1], z = h/2 [1 1 -1 -1 1 1 -1 -1]): front-left-top, front-right-top,
+# front-right-bottom, front-left-bottom, then the same four at the rear. Ours (box_corners): bottom front-left,
+# rear-left, rear-right, front-right, then the same four at the top. DEVKIT_ORDER[k] is our index of its corner k.
+DEVKIT_ORDER = [4, 7, 3, 0, 5, 6, 2, 1]
+
+
 def test_corners_match_devkit_corners():
+    """Each corner as a 3-D point, in the devkit's order: a mirrored heading or a swapped corner fails."""
     rng = np.random.default_rng()
     boxes = random_boxes(rng, 50)
     ours = box_corners(boxes)
-    for b, c, d in zip(boxes, ours, boxes_to_devkit(boxes)):
-        theirs = d.corners().T  # (8, 3)
-        assert np.allclose(np.sort(c.round(6), axis=0), np.sort(theirs.round(6), axis=0), atol=1e-5)
+    for c, d in zip(ours, boxes_to_devkit(boxes)):
+        theirs = d.corners().T  # (8, 3), the devkit's order
+        np.testing.assert_allclose(c[DEVKIT_ORDER], theirs, rtol=0, atol=1e-9)
+    # the order named above, on a box whose corners are read off by hand: length 4 along +y (yaw 90 degrees)
+    box = np.array([[10.0, 20.0, 1.0, 4.0, 2.0, 2.0, np.pi / 2, 0.0, 0.0]])
+    front_left_bottom, rear_right_top = [9.0, 22.0, 0.0], [11.0, 18.0, 2.0]
+    np.testing.assert_allclose(box_corners(box)[0, [0, 6]], [front_left_bottom, rear_right_top], atol=1e-12)
 
 
 def devkit_lidar_to_global(box: Box) -> Box:
