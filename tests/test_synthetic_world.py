@@ -46,10 +46,13 @@ def test_every_num_lidar_pts_equals_the_devkit_recount(nusc):
 
 
 def test_world_has_all_ten_classes_moving_objects_and_linked_instances(nusc):
+    from nuscenes.eval.detection.constants import DETECTION_NAMES
     from nuscenes.eval.detection.utils import category_to_detection_name
+    ten = {"car", "truck", "bus", "trailer", "construction_vehicle", "pedestrian", "motorcycle", "bicycle",
+           "traffic_cone", "barrier"}
+    assert ten == set(DETECTION_NAMES)  # the devkit's ten detection classes
     names = {category_to_detection_name(a["category_name"]) for a in nusc.sample_annotation}
-    assert names >= {"car", "truck", "bus", "trailer", "construction_vehicle", "pedestrian", "motorcycle",
-                     "bicycle", "barrier"}
+    assert names - {None} == ten, ten - names
     attributes = {nusc.get("attribute", t)["name"] for a in nusc.sample_annotation for t in a["attribute_tokens"]}
     assert {"vehicle.moving", "vehicle.parked", "pedestrian.moving", "pedestrian.standing",
             "cycle.with_rider"} <= attributes
