@@ -1,6 +1,8 @@
 """Inference on any point cloud: every supported file type read to the same model input (files written here by
 hand, byte by byte, from the real nuScenes frame, so the reader is checked against the format and not against
 itself), clear errors for bad files, and the tiny model detecting on each type alike."""
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +134,77 @@ def test_inference_on_a_key_frame_file_equals_the_test_pipeline(synthetic_root, 
     torch.testing.assert_close(ours.scores, expected.scores)
     assert torch.equal(ours.labels, expected.labels)
 
+
+
+@contextmanager
+def logged_warnings():
+    """The messages of the warnings mmengine's current logger writes meanwhile (its stream handler writes to the
+    stdout it found when it was made, out of capsys' reach) → a list filled as they come."""
+    from mmengine.logging import MMLogger
+
+    messages, handler = [], logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_cloud_with_no_point_in_range_gives_no_detections(raw, tiny_checkpoint, tmp_path):
+    """Every coordinate × 1e7 (a file in the wrong units): no voxel, so no detections and a warning, not spconv's
+    crash on an empty tensor; the same through a file."""
+    model = init_model(CONFIG, str(tiny_checkpoint))
+    far = raw.copy()
+    far[:, :3] *= 1e7
+    far.tofile(tmp_path / "far.bin")
+    for points in (far, str(tmp_path / "far.bin")):
+        with logged_warnings() as warned:
+            dets = inference_detector(model, points)
+        assert dets.boxes.shape == (0, 9) and dets.scores.shape == (0,) and dets.labels.shape == (0,)
+        assert any("no point inside point_cloud_range" in m for m in warned), warned
+
+
+def test_training_skips_a_batch_with_no_point_in_range_and_warns(synthetic_root):
+    """Samples whose points all leave the range under augmentation (a translation of ~1e6 m): a batch of only
+    such samples trains no step (weights unchanged, a warning); in a batch with a real sample it is left out of
+    the loss, with a warning, and the step is taken. Under DDP the same empty batch gives zero losses whose
+    gradients reach every parameter (every process must join the backward pass)."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.optim import OptimWrapper
+
+    from perception3d.datasets import NuScenesDataset
+    from perception3d.datasets.transforms import GlobalRotScaleTrans, LoadPoints, Pack, PointsRangeFilter
+
+    torch.manual_seed(0)
+    model = init_model(CONFIG).train()
+    point_cloud_range = model.data_preprocessor.voxelizer.point_cloud_range
+
+    def dataset(*augment):
+        return NuScenesDataset(synthetic_root, "nuscenes_infos_train.pkl",
+                               pipeline=[LoadPoints(ego_radius=0.0), *augment, PointsRangeFilter(point_cloud_range),
+                                         Pack()])
+
+    far = dataset(GlobalRotScaleTrans(translation_std=[1e6, 1e6, 1e6], seed=0))
+    near = dataset()
+    assert len(far[0]["inputs"]["points"]) == 0 and len(far[0]["data_samples"].gt_boxes) > 0
+    optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with logged_warnings() as warned:
+        assert model.train_step(pseudo_collate([far[0], far[1]]), optim) == {}
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert any("step skipped" in m for m in warned), warned
+
+    losses = model(**model.data_preprocessor(pseudo_collate([far[0]]), True), mode="loss")
+    sum(losses.values()).backward()
+    assert all(float(v.detach()) == 0.0 for v in losses.values())
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+    optim.zero_grad()
+
+    with logged_warnings() as warned:
+        log = model.train_step(pseudo_collate([near[0], far[1]]), optim)
+    assert set(log) >= {"loss_heatmap", "loss_bbox"} and all(torch.isfinite(v) for v in log.values())
+    assert float(log["loss_bbox"]) > 0  # the real sample's boxes are trained
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert any("1 training sample(s) without a point inside point_cloud_range" in m for m in warned), warned

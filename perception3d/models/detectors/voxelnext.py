@@ -4,10 +4,12 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseDataPreprocessor, BaseModel
 
 from ...registry import MODELS
 from ..heads import Detections
+from ..heads.targets import CODE_SIZE
 from ..voxelizers import VoxelBatch
 
 
@@ -41,7 +43,9 @@ class VoxelNeXt(BaseModel):
 
     ``forward(inputs, data_samples, mode)``: "loss" → dict of scalar losses (``gt_boxes``/``gt_labels`` of each
     sample); "predict" → one :class:`Detections` per sample, boxes (N, 9) in the sample's (augmented) LiDAR
-    frame; "tensor" → the head's raw outputs per class group.
+    frame; "tensor" → the head's raw outputs per class group. A batch without a voxel (every point outside
+    ``point_cloud_range``) predicts no boxes and trains no step (warned); a sample without one is left out of the
+    loss (warned).
     """
 
     def __init__(self, backbone: dict, head: dict, data_preprocessor: dict, init_cfg: Optional[dict] = None):
@@ -55,17 +59,53 @@ class VoxelNeXt(BaseModel):
         """VoxelBatch → sparse BEV features at the backbone's stride."""
         return self.backbone(voxels)
 
+    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
+        """mmengine's train step (one process), skipped with a warning when the batch holds no voxel."""
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            if not len(data["inputs"]["voxels"].coords):
+                print_log("a training batch has no point inside point_cloud_range: step skipped", logger="current",
+                          level=30)
+                return {}
+            losses = self._run_forward(data, mode="loss")
+        parsed_losses, log_vars = self.parse_losses(losses)
+        optim_wrapper.update_params(parsed_losses)
+        return log_vars
+
     def forward(self, inputs: dict, data_samples: Optional[Sequence] = None,
                 mode: str = "tensor") -> Union[Dict[str, torch.Tensor], List[Detections], list]:
-        bev = self.extract_feat(inputs["voxels"])
+        voxels = inputs["voxels"]
+        if mode not in ("loss", "predict", "tensor"):
+            raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+        if mode == "loss" and data_samples is None:
+            raise ValueError("mode='loss' needs data_samples with gt_boxes and gt_labels")
+        if not len(voxels.coords):  # spconv cannot convolve an empty tensor
+            return self._without_voxels(voxels.batch_size, mode)
+        bev = self.extract_feat(voxels)
         if mode == "loss":
-            if data_samples is None:
-                raise ValueError("mode='loss' needs data_samples with gt_boxes and gt_labels")
+            empty = voxels.batch_size - len(torch.unique(voxels.coords[:, 0]))
+            if empty:
+                print_log(f"{empty} training sample(s) without a point inside point_cloud_range left out of the "
+                          f"loss", logger="current", level=30)
             device = bev.features.device
             return self.head.loss(bev, [s.gt_boxes.to(device) for s in data_samples],
                                   [s.gt_labels.to(device) for s in data_samples])
         if mode == "predict":
             return self.head.predict(bev)
+        return self.head(bev)
+
+    def _without_voxels(self, batch_size: int, mode: str):
+        """What ``forward`` gives for a batch without a voxel: no boxes per sample ("predict"), no head rows
+        ("tensor"), or zero losses that reach every parameter with zero gradients ("loss": under DDP every
+        process must still take part in the backward pass)."""
+        print_log("a batch has no point inside point_cloud_range: no voxel, no boxes", logger="current", level=30)
+        anchor = next(self.parameters())
+        if mode == "predict":
+            return [Detections(anchor.new_zeros((0, 9)), anchor.new_zeros(0), anchor.new_zeros(0, dtype=torch.long),
+                               anchor.new_zeros((0, 2), dtype=torch.int32), anchor.new_zeros((0, 2)))
+                    for _ in range(batch_size)]
         if mode == "tensor":
-            return self.head(bev)
-        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+            return [{"hm": anchor.new_zeros((0, len(group))), "code": anchor.new_zeros((0, CODE_SIZE))}
+                    for group in self.head.groups]
+        zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+        return {"loss_heatmap": zero, "loss_bbox": zero.clone()}
