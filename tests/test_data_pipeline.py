@@ -228,11 +228,47 @@ def test_dataset_packs_training_samples(synthetic_root):
     assert (np.abs(xy) < 54).all()
 
 
-def test_cbgs_balances_classes(synthetic_root):
-    base = NuScenesDataset(synthetic_root, "nuscenes_infos_train.pkl")
-    cbgs = CBGSDataset(base, seed=0)
-    frames = lambda ds, idx: [set(ds.class_labels(i).tolist()) for i in idx]  # noqa: E731
-    before = np.array([sum(c in f for f in frames(base, range(len(base)))) for c in range(len(CLASSES))])
-    after = np.array([sum(c in f for f in frames(base, cbgs.indices)) for c in range(len(CLASSES))])
-    rare = int(np.argmin(np.where(before > 0, before, 10**9)))
-    assert after[rare] / len(cbgs) > before[rare] / len(base)  # the rarest class is drawn more often
+def frames_holding_classes(root, min_points):
+    """Per train frame (info order), the set of class indices of its boxes with ≥ ``min_points`` LiDAR points,
+    read from the info file itself."""
+    infos = pickle.loads((Path(root) / "nuscenes_infos_train.pkl").read_bytes())["data_list"]
+    return [{CLASSES.index(n) for n, p in zip(info["gt_names"], info["num_lidar_pts"]) if n in CLASSES and
+             p >= min_points} for info in infos]
+
+
+def cbgs_expected_shares(frame_classes):
+    """CBGS as Zhu et al. 2019 define it (OpenPCDet's balanced_infos_resampling, mmdetection3d's CBGSDataset): F_c
+    the frames holding class c, D = Σ_c |F_c|, K classes (those present); class c draws |F_c| · (1/K) / (|F_c| / D)
+    = ⌊D / K⌋ frames uniformly from F_c. Returns the balanced length K·⌊D/K⌋, the expected fraction of balanced
+    frames that hold each class (n_classes,), and the variance of one balanced set's fraction (n_classes,)."""
+    holds = np.array([[c in f for c in range(len(CLASSES))] for f in frame_classes], dtype=np.float64)  # (N, C)
+    per_class = holds.sum(0)
+    present = np.flatnonzero(per_class)
+    draws = int(per_class.sum()) // len(present)  # per present class
+    length = draws * len(present)
+    # p[g, c]: chance that a frame drawn from F_g holds class c
+    p = np.stack([holds[holds[:, g] > 0].mean(0) for g in present])
+    return length, draws * p.sum(0) / length, draws * (p * (1 - p)).sum(0) / length ** 2
+
+
+@pytest.mark.parametrize("min_points", [1, 50, 200])  # 50: motorcycles in 7 of 80 frames; 200: four classes absent
+def test_cbgs_gives_each_class_its_share(synthetic_root, min_points):
+    """Each class's share of the balanced frames, averaged over 20 seeds, against the share CBGS's definition gives
+    (within 4 standard deviations of the draws), and the balanced length exactly."""
+    base = NuScenesDataset(synthetic_root, "nuscenes_infos_train.pkl", min_gt_points=min_points)
+    frame_classes = frames_holding_classes(synthetic_root, min_points)
+    length, expected, variance = cbgs_expected_shares(frame_classes)
+    seeds = range(20)
+    shares = []
+    for seed in seeds:
+        cbgs = CBGSDataset(base, seed=seed)
+        assert len(cbgs) == length
+        shares.append([np.mean([c in frame_classes[i] for i in cbgs.indices]) for c in range(len(CLASSES))])
+    observed = np.mean(shares, 0)
+    tolerance = 4 * np.sqrt(variance / len(seeds)) + 1e-9
+    off = {CLASSES[c]: (round(observed[c], 4), round(expected[c], 4))
+           for c in np.flatnonzero(np.abs(observed - expected) > tolerance)}
+    assert not off, off  # class: (observed, expected) share
+    before = np.array([np.mean([c in f for f in frame_classes]) for c in range(len(CLASSES))])
+    rare = int(np.argmin(np.where(before > 0, before, 2)))
+    assert observed[rare] > before[rare]  # the rarest class is drawn more often
