@@ -418,3 +418,30 @@ def test_tool_draws_the_models_detections_in_a_point_file(tiny_checkpoint, tmp_p
         colour = np.rint(class_box_colours([int(dets.labels[i])])[0] * 255)
         coloured = (np.abs(image - colour) <= 8).all(axis=2)
         assert np.mean([coloured[r - 1:r + 2, c - 1:c + 2].any() for c, r in pixels]) >= 0.8, i
+
+
+def test_a_head_less_picture_prints_no_runtime_dir_error(tmp_path, monkeypatch):
+    """Without XDG_RUNTIME_DIR (a container, a cron job) Open3D's renderer printed "error: XDG_RUNTIME_DIR is
+    invalid or not set" on a run that worked: the tool gives it a private folder (ours, mode 0700) instead."""
+    import os
+    import re
+    import stat
+    import subprocess
+    import sys
+
+    from perception3d.visualization.open3d_scene import ensure_runtime_dir
+
+    np.save(tmp_path / "cloud.npy", np.array([[5.0, 0.0, 0.0], [-5.0, 2.0, 0.5]], np.float32))
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, str(root / "tools" / "visualize.py"), "cloud.npy", "--out", "cloud.png",
+                          "--width", "64", "--height", "48"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    said = run.stdout + run.stderr
+    assert run.returncode == 0 and (tmp_path / "cloud.png").stat().st_size > 0, said[-2000:]
+    assert "XDG_RUNTIME_DIR" not in said and not re.search(r"^error", said, re.IGNORECASE | re.MULTILINE), said
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    folder = os.stat(ensure_runtime_dir())
+    assert stat.S_ISDIR(folder.st_mode) and folder.st_uid == os.getuid() and stat.S_IMODE(folder.st_mode) == 0o700
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # a usable one of the user's own is kept
+    assert ensure_runtime_dir() == str(tmp_path)

@@ -4,7 +4,10 @@ GPU needed)."""
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -95,6 +98,7 @@ def render_image(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_col
     ``camera`` (default: bird's eye) off screen → uint8 RGB image (height, width, 3). ``trails``: (path (P, 3) m,
     RGB colour) pairs drawn as polylines (tracks' past centres)."""
     os.environ.setdefault("EGL_PLATFORM", "surfaceless")  # EGL without a display (read when the renderer starts)
+    ensure_runtime_dir()
     import open3d.visualization.rendering as rendering
 
     camera = camera or camera_preset("bev")
@@ -121,6 +125,26 @@ def render_image(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_col
 
 
 _RENDERERS = {}
+
+
+def ensure_runtime_dir() -> str:
+    """Sets XDG_RUNTIME_DIR to a private folder (ours, mode 0700, in the temp dir) when it is unset or not a
+    writable folder, before Open3D's renderer starts: without one it prints "error: XDG_RUNTIME_DIR is invalid"
+    on a run that works. Returns the folder in use."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and os.path.isdir(current) and os.access(current, os.W_OK | os.X_OK):
+        return current
+    folder = Path(tempfile.gettempdir()) / f"perception3d-runtime-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+        private = stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) == 0o700
+    except OSError:
+        private = False
+    if not private:  # the name is taken (another user's, a file, a link): a fresh folder of our own
+        folder = Path(tempfile.mkdtemp(prefix="perception3d-runtime-"))
+    os.environ["XDG_RUNTIME_DIR"] = str(folder)
+    return str(folder)
 
 
 def _renderer(width: int, height: int):
@@ -172,6 +196,7 @@ def show_window(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colo
 
     if not has_display():
         raise RuntimeError("no display (DISPLAY / WAYLAND_DISPLAY unset): give an output file to save a picture")
+    ensure_runtime_dir()
     window = o3d.visualization.Visualizer()
     if not window.create_window(window_name=title, width=int(width), height=int(height), left=0, top=0):
         raise RuntimeError("Open3D could not open a window on this display (no OpenGL there?): give an output "
