@@ -218,8 +218,12 @@ def test_decoding_equals_a_brute_force_reference(decode, rng):
                       key=lambda t: -t[0])[:head.max_objects]
         cand = [c for c in cand if c[0] > head.score_thresh]
         code = out["code"].numpy().astype(np.float64)
-        boxes = np.array([[(idx[v, 2] + code[v, 0]) * 0.8 - 16, (idx[v, 1] + code[v, 1]) * 0.8 - 16, code[v, 2],
-                           *np.exp(code[v, 3:6]), np.arctan2(code[v, 7], code[v, 6]), code[v, 8], code[v, 9]]
+        # OpenPCDet's decode_bbox_from_voxels_nuscenes: voxel i sits at index i (its corner), centre = (i + offset)
+        # × voxel size × stride + range min; sizes are exp of the log sizes; yaw = atan2(sin, cos)
+        cell = 0.1 * 8
+        boxes = np.array([[(idx[v, 2] + code[v, 0]) * cell + rng_range[0],
+                           (idx[v, 1] + code[v, 1]) * cell + rng_range[1], code[v, 2], *np.exp(code[v, 3:6]),
+                           np.arctan2(code[v, 7], code[v, 6]), code[v, 8], code[v, 9]]
                           for _, v, _ in cand]).reshape(-1, 9)
         inside = [i for i, b in enumerate(boxes) if all(limit[a] <= b[a] <= limit[a + 3] for a in range(3))]
         cut += len(boxes) - len(inside)
@@ -241,3 +245,60 @@ def test_decoding_equals_a_brute_force_reference(decode, rng):
     assert np.allclose(np.array([e[3] for e in expected])[:, [0, 1, 2, 3, 4, 5, 7, 8]],
                        det.boxes.numpy()[:, [0, 1, 2, 3, 4, 5, 7, 8]], atol=1e-4)
     assert np.allclose(np.cos(np.array([e[3][6] for e in expected]) - det.boxes.numpy()[:, 6]), 1, atol=1e-5)
+
+
+def test_join_to_stride8_moves_stages_5_and_6_onto_the_stride_8_grid_by_hand():
+    """OpenPCDet's VoxelNeXt: ``x_conv5.indices[:, 1:] *= 2``, ``x_conv6.indices[:, 1:] *= 4`` (z, y, x), then the
+    three stages' voxels one after another; the height compression then sums what shares a (batch, y, x)."""
+    from perception3d.models.backbones.sparse_resnet import join_to_stride8
+
+    def stage(indices, features, shape):
+        return spconv.SparseConvTensor(torch.tensor(features, dtype=torch.float32), torch.tensor(indices).int(),
+                                       shape, 2)
+
+    x4 = stage([[0, 1, 2, 4], [1, 0, 5, 1]], [[1.0], [2.0]], [6, 12, 12])  # stride 8
+    x5 = stage([[0, 2, 1, 2], [1, 1, 3, 0]], [[10.0], [20.0]], [3, 6, 6])  # stride 16
+    x6 = stage([[1, 1, 2, 1]], [[100.0]], [2, 3, 3])  # stride 32
+    joined = join_to_stride8(x4, x5, x6)
+    assert joined.indices.tolist() == [[0, 1, 2, 4], [1, 0, 5, 1],  # stage 4 as it was
+                                       [0, 4, 2, 4], [1, 2, 6, 0],  # stage 5 × 2
+                                       [1, 4, 8, 4]]  # stage 6 × 4
+    assert joined.features[:, 0].tolist() == [1.0, 2.0, 10.0, 20.0, 100.0]
+    assert list(joined.spatial_shape) == [6, 12, 12] and joined.batch_size == 2
+    bev = height_compression(joined)
+    cells = {tuple(i): f for i, f in zip(bev.indices.tolist(), bev.features[:, 0].tolist())}
+    assert cells == {(0, 2, 4): 11.0, (1, 5, 1): 2.0, (1, 6, 0): 20.0, (1, 8, 4): 100.0}  # x4 + x5 share (0, 2, 4)
+
+
+def test_gaussian_radius_equals_hand_computed_values():
+    """CenterNet's (and OpenPCDet's ``centernet_utils.gaussian_radius``) smallest root,
+    r3 = (b3 + √(b3² − 4 a3 c3)) / 2 with a3 = 4o, b3 = −2o(h + w), c3 = (o − 1)wh, o the min overlap, as those
+    codes compute it.
+    h = 2, w = 8, o = 0.1: b3 = −2, b3² − 4 a3 c3 = 4 + 23.04 = 27.04 = 5.2², r3 = (−2 + 5.2) / 2 = 1.6.
+    A square of side s: b3² − 4 a3 c3 = 16 o s², so r3 = 2s(√o − o): s = 4, o = 0.1 → 8(√0.1 − 0.1);
+    s = 10, o = 0.5 → 20(√0.5 − 0.5). The other two roots are larger (≥ (h + w) / 2) in all three."""
+    from perception3d.models.heads import gaussian_radius
+
+    height = torch.tensor([2.0, 4.0, 10.0], dtype=torch.float64)
+    width = torch.tensor([8.0, 4.0, 10.0], dtype=torch.float64)
+    by_hand = torch.tensor([1.6, 8 * (0.1 ** 0.5 - 0.1)], dtype=torch.float64)
+    torch.testing.assert_close(gaussian_radius(height[:2], width[:2], 0.1), by_hand, rtol=0, atol=1e-12)
+    torch.testing.assert_close(gaussian_radius(height[2:], width[2:], 0.5),
+                               torch.tensor([20 * (0.5 ** 0.5 - 0.5)], dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_focal_loss_equals_hand_computed_values():
+    """CenterNet's focal loss (OpenPCDet's ``neg_loss_sparse``, α = 2, β = 4, sigmoid clamped to [1e-4, 1 − 1e-4]):
+    a positive (target 1) costs −log(p)(1 − p)², any other voxel −log(1 − p)p²(1 − t)⁴; the sum over the number of
+    positives (1 when there is none). By hand: logit 0 (p = 1/2) at a positive: ln2 / 4; logit ln3 (p = 3/4) at
+    t = 1/2: −ln(1/4)(9/16)(1/16) = 9 ln2 / 128; logit −20 at a positive and +20 at t = 0 are clamped: each costs
+    −ln(1e-4)(1 − 1e-4)²."""
+    from perception3d.models.heads.targets import focal_loss
+
+    ln2, clamped = np.log(2.0), -np.log(1e-4) * (1 - 1e-4) ** 2
+    logits = torch.tensor([[0.0, np.log(3.0)], [-20.0, 20.0]])
+    target = torch.tensor([[1.0, 0.5], [1.0, 0.0]])
+    expected = (ln2 / 4 + 9 * ln2 / 128 + 2 * clamped) / 2  # two positives
+    assert focal_loss(logits, target).item() == pytest.approx(expected, rel=1e-5)
+    # no positive: the negatives' sum, not divided
+    assert focal_loss(logits[:1, 1:], target[:1, 1:]).item() == pytest.approx(9 * ln2 / 128, rel=1e-5)
