@@ -1,4 +1,5 @@
 """Infos, GT database, dataset and transforms on the session's synthetic world and on a real nuScenes frame."""
+import collections
 import pickle
 import shutil
 from pathlib import Path
@@ -187,10 +188,68 @@ def test_augmented_points_stay_inside_their_transformed_boxes(synthetic_root):
                               np.ones((counts > 50).sum(), bool))
 
 
+def test_fixed_rotation_and_flips_move_a_known_point_and_box_where_hand_computation_puts_them():
+    """Rotation by +90° about z with scale 1.5, then a flip across the x axis (y → −y), on the real frame with one
+    known point and one known box: (3, 1, 0.5) → rotated (−1, 3, 0.5) → scaled (−1.5, 4.5, 0.75) → flipped
+    (−1.5, −4.5, 0.75); the box's sizes × 1.5, heading 0.3 → 0.3 + π/2 → −(0.3 + π/2), velocity (1, −2) → (2, 1)
+    → (3, 1.5) → (3, −1.5). Every point equals the point before × the reported matrix; intensity and time lag
+    stay. A flip across the y axis alone: x → −x, heading θ → π − θ, vx → −vx."""
+    raw = np.fromfile(next(REAL.glob("*.pcd.bin")), dtype=np.float32).reshape(-1, 5)
+    known_point = np.array([[3.0, 1.0, 0.5, 7.0, 0.1]], dtype=np.float32)
+    known_box = np.array([[3.0, 1.0, 0.5, 4.0, 2.0, 1.5, 0.3, 1.0, -2.0]], dtype=np.float32)
+    before = np.concatenate([known_point, raw])
+
+    def moved(*transforms):
+        sample = LidarSample({}, "", points=before.copy(), gt_boxes=known_box.copy(), gt_labels=np.zeros(1, np.int64))
+        for t in transforms:
+            sample = t(sample)
+        return sample
+
+    sample = moved(GlobalRotScaleTrans(rot_range=(np.pi / 2, np.pi / 2), scale_range=(1.5, 1.5)),
+                   RandomFlip3D(flip_x_prob=1.0, flip_y_prob=0.0))
+    by_hand = np.array([[0.0, -1.5, 0.0, 0.0], [-1.5, 0.0, 0.0, 0.0], [0.0, 0.0, 1.5, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(sample.aug_matrix, by_hand, atol=1e-12)
+    np.testing.assert_allclose(sample.points[0], [-1.5, -4.5, 0.75, 7.0, 0.1], atol=1e-6)
+    np.testing.assert_allclose(sample.points[:, :3], before[:, :3] @ by_hand[:3, :3].T, atol=1e-4)
+    assert np.array_equal(sample.points[:, 3:], before[:, 3:])
+    (box,) = sample.gt_boxes
+    np.testing.assert_allclose(box[[0, 1, 2, 3, 4, 5, 7, 8]], [-1.5, -4.5, 0.75, 6.0, 3.0, 2.25, 3.0, -1.5], atol=1e-5)
+    assert abs(limit_yaw(box[6] + 0.3 + np.pi / 2)) < 1e-6
+
+    sample = moved(RandomFlip3D(flip_x_prob=0.0, flip_y_prob=1.0))
+    np.testing.assert_allclose(sample.aug_matrix, np.diag([-1.0, 1.0, 1.0, 1.0]), atol=0)
+    np.testing.assert_allclose(sample.points[0], [-3.0, 1.0, 0.5, 7.0, 0.1], atol=0)
+    np.testing.assert_allclose(sample.gt_boxes[0, [0, 1, 2, 3, 4, 5, 7, 8]],
+                               [-3.0, 1.0, 0.5, 4.0, 2.0, 1.5, -1.0, -2.0], atol=1e-6)
+    assert abs(limit_yaw(sample.gt_boxes[0, 6] - (np.pi - 0.3))) < 1e-6
+
+
+def rows(points: np.ndarray) -> collections.Counter:
+    """(N, 5) points → the multiset of their rows (exact bytes)."""
+    return collections.Counter(map(bytes, np.ascontiguousarray(points, dtype=np.float32)))
+
+
+def database_objects(root: str):
+    """The GT database read from its files → a function: box (9,) → the points (float32 (P, 5), where they were
+    recorded) of each database object with exactly that box (a standing object has the same box in many frames)."""
+    db = pickle.loads((Path(root) / "nuscenes_dbinfos_train.pkl").read_bytes())
+    points = np.fromfile(Path(root) / "nuscenes_gt_database.bin", dtype=np.float32).reshape(-1, 5)
+    records = [r for recs in db["objects"].values() for r in recs]
+
+    def points_of(box: np.ndarray):
+        found = [points[r["offset"]: r["offset"] + r["num_points"]].copy() for r in records
+                 if np.array_equal(r["box"], box)]
+        for pts in found:
+            pts[:, :3] += box[:3]
+        return found
+
+    return points_of
+
+
 def test_object_sample_pastes_without_collisions_and_clears_the_space(synthetic_root):
     ds = NuScenesDataset(synthetic_root, "nuscenes_infos_train.pkl", pipeline=[LoadPoints(), LoadSweeps(10)])
-    sample = ds[10]
-    n_before = len(sample.gt_boxes)
+    sample = ds[36]  # where three of the pasted objects land on about 200 of the frame's points
+    n_before, frame_points = len(sample.gt_boxes), sample.points.copy()
     sample = ObjectSample({"car": 6, "pedestrian": 6, "barrier": 4}, seed=0)(sample)
     added = len(sample.gt_boxes) - n_before
     assert added > 0
@@ -200,6 +259,16 @@ def test_object_sample_pastes_without_collisions_and_clears_the_space(synthetic_
     inside = points_in_boxes_mask(sample.points, sample.gt_boxes[n_before:]).sum(axis=0)
     assert (inside >= 5).all()  # each pasted object brought its points (min_points 5)
     assert set(CLASSES[i] for i in sample.gt_labels[n_before:]) <= {"car", "pedestrian", "barrier"}
+    # the space is cleared: inside each pasted box lie exactly its object's points from the GT database (the frame's
+    # own points there are gone), and the frame's other points are all kept
+    points_of, cleared = database_objects(synthetic_root), 0
+    pasted = sample.gt_boxes[n_before:]
+    for box, mask in zip(pasted, points_in_boxes_mask(sample.points, pasted).T):
+        assert any(rows(sample.points[mask]) == rows(pts) for pts in points_of(box))
+        cleared += points_in_boxes_mask(frame_points, box[None])[:, 0].sum()
+    assert cleared > 100  # the frame had points where objects were pasted
+    untouched = ~points_in_boxes_mask(frame_points, pasted).any(axis=1)
+    assert rows(frame_points[untouched]) <= rows(sample.points)
     with pytest.raises(ValueError, match=r"min_points names unknown classes \['cars'\]"):
         ObjectSample({"car": 2}, min_points={"cars": 5})
 
