@@ -99,3 +99,38 @@ def test_train_scales_the_one_cycle_peak_to_the_batch_and_says_so(synthetic_root
 
     tiny = train.setup(train.parse_args([TINY, "--data-root", synthetic_root, "--work-dir", str(tmp_path / "t")]))
     assert scale_schedule_lr(Runner.from_cfg(tiny)) is None  # the tiny config keeps its own, measured peak
+
+
+def one_error_line(code, err):
+    """The tool returned 2 (an exception escaping its main() fails the call) with one ``error:`` line → that
+    line."""
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1, (code, err[-3000:])
+    return lines[0]
+
+
+def test_bad_cfg_options_and_data_roots_are_one_line_errors(synthetic_root, tiny_checkpoint, tmp_path, capsys):
+    """Values --cfg-options can set that the Runner cannot use, and a --root without nuScenes tables (the devkit's
+    bare AssertionError), end as the tools' other errors do: one line naming what is wrong, exit status 2."""
+    common = ["--data-root", synthetic_root, "--work-dir", str(tmp_path / "w"), "--cfg-options"]
+    cases = [("train", [TINY] + common + ["train_dataloader.batch_size=-1"],
+              "train_dataloader.batch_size must be an integer of at least 1, got -1"),
+             ("train", [TINY] + common + ["model.backbone.channels=[16,32]"],
+              "cannot build it (ValueError: channels must be 6 stage widths"),
+             ("test", [TINY, str(tiny_checkpoint)] + common + ["test_dataloader.batch_size=0"],
+              "test_dataloader.batch_size must be an integer of at least 1, got 0"),
+             ("test", [TINY, str(tiny_checkpoint)] + common + ["model.backbone.channels=[16,32]"],
+              "cannot build it (ValueError: channels must be 6 stage widths")]
+    for name, argv, message in cases:
+        line = one_error_line(*run(name, argv, capsys))
+        assert message in line, (name, argv, line)
+    empty_root = tmp_path / "no_tables"
+    empty_root.mkdir()
+    line = one_error_line(*run("create_data", ["nuscenes", "--root", str(empty_root), "--version", "v1.0-mini"],
+                               capsys))
+    assert f"--root {empty_root}: no v1.0-mini/ folder of nuScenes tables" in line, line
+    (empty_root / "v1.0-mini").mkdir()
+    (empty_root / "v1.0-mini" / "sample.json").write_text("[]")
+    line = one_error_line(*run("create_data", ["nuscenes", "--root", str(empty_root), "--version", "v1.0-mini"],
+                               capsys))
+    assert "lacks 12 of the nuScenes tables" in line and "category.json" in line, line

@@ -32,6 +32,19 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from perception3d.engine import UserError
+
+    try:
+        return run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
+    """Does what ``args`` asks; raises UserError for a root that is not a nuScenes-format one."""
+    from perception3d.engine import check_nuscenes_root
+
     if args.command == "synthetic":
         from perception3d.datasets.synthetic import create_synthetic_world
 
@@ -45,6 +58,7 @@ def main(argv=None) -> int:
             return 0
         root, version, max_sweeps, workers = args.out, args.version, 10, args.workers
     else:
+        check_nuscenes_root(args.root, args.version)
         root, version, max_sweeps, workers = args.root, args.version, args.max_sweeps, args.workers
     from perception3d.datasets.create_infos import create_infos
 

@@ -102,9 +102,8 @@ def draw_frames(cfg, dump: str, show_dir: str, score_thr: float, visualizer) -> 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmengine.model import is_model_wrapper
-    from mmengine.runner import Runner
 
-    from perception3d.engine import UserError, check_checkpoint
+    from perception3d.engine import UserError, build_runner, check_checkpoint
 
     try:
         cfg, dump = setup(args)
@@ -112,7 +111,7 @@ def main(argv=None) -> int:
             tracker = tracker_from_args(args, cfg.get("tracker")) if args.task == "track" else None
         except ValueError as e:
             raise UserError(f"tracker settings: {e}") from e
-        runner = Runner.from_cfg(cfg)
+        runner = build_runner(cfg)
         check_checkpoint(args.checkpoint, runner.model.module if is_model_wrapper(runner.model) else runner.model)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -88,14 +88,13 @@ def init_distributed_cpu(launcher: str) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmengine.model import is_model_wrapper
-    from mmengine.runner import Runner
 
-    from perception3d.engine import UserError, check_checkpoint, scale_schedule_lr
+    from perception3d.engine import UserError, build_runner, check_checkpoint, scale_schedule_lr
 
     try:
         cfg = setup(args)
         init_distributed_cpu(args.launcher)
-        runner = Runner.from_cfg(cfg)
+        runner = build_runner(cfg)
         scale_schedule_lr(runner)
         if cfg.get("load_from"):
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model

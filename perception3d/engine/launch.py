@@ -14,8 +14,13 @@ from mmengine.config import Config
 
 from ..utils.config import set_data_root
 
-__all__ = ["UserError", "check_checkpoint", "check_config", "find_resume_checkpoint", "load_checkpoint_file",
-           "load_config", "require_writable_dir", "scale_schedule_lr", "set_epochs"]
+__all__ = ["UserError", "build_runner", "check_checkpoint", "check_config", "check_nuscenes_root",
+           "find_resume_checkpoint", "load_checkpoint_file", "load_config", "require_writable_dir",
+           "scale_schedule_lr", "set_epochs"]
+
+# the tables nuscenes-devkit's NuScenes loads from <root>/<version>/
+NUSCENES_TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose",
+                   "log", "scene", "sample", "sample_data", "sample_annotation", "map")
 
 
 class UserError(Exception):
@@ -74,6 +79,7 @@ def check_config(cfg: Config, loaders: Sequence[str]) -> None:
     for name in loaders:
         if name not in cfg:
             raise UserError(f"config has no {name}")
+        check_loader_numbers(cfg[name], name)
         for dataset in _datasets(cfg[name]):
             infos = Path(dataset.get("data_root") or "") / dataset["ann_file"]
             if not infos.is_file():
@@ -81,6 +87,41 @@ def check_config(cfg: Config, loaders: Sequence[str]) -> None:
                                 f"with `python tools/create_data.py synthetic --out <root>` or `python "
                                 f"tools/create_data.py nuscenes --root <root> --version <version>`, or point "
                                 f"--data-root at a root that has it")
+
+
+def check_loader_numbers(loader: dict, name: str) -> None:
+    """A data loader's ``batch_size`` is a positive integer and its ``num_workers`` one of zero or more."""
+    for key, least in (("batch_size", 1), ("num_workers", 0)):
+        value = loader.get(key, least)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UserError(f"{name}.{key} must be an integer of at least {least}, got {value!r} (config or "
+                            f"--cfg-options)")
+
+
+def build_runner(cfg: Config):
+    """mmengine's ``Runner.from_cfg(cfg)``; a model or setting the config cannot build (a bad --cfg-options value,
+    e.g. a backbone's channels) is a UserError naming the config and the first line of what the builder said."""
+    from mmengine.runner import Runner
+
+    try:
+        return Runner.from_cfg(cfg)
+    except (ValueError, TypeError, KeyError, IndexError, AssertionError) as e:
+        said = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UserError(f"config {cfg.filename}: cannot build it ({type(e).__name__}: {said})") from e
+
+
+def check_nuscenes_root(root: str, version: str) -> None:
+    """``root`` holds the devkit's ``<version>/`` tables (``category.json``, ``sample.json``, ...)."""
+    tables = Path(root) / version
+    if not Path(root).is_dir():
+        raise UserError(f"--root {root}: no such folder")
+    if not tables.is_dir():
+        raise UserError(f"--root {root}: no {version}/ folder of nuScenes tables there (is --root the folder "
+                        f"holding {version}/, samples/ and sweeps/, and --version right?)")
+    missing = [t for t in NUSCENES_TABLES if not (tables / f"{t}.json").is_file()]
+    if missing:
+        raise UserError(f"--root {root}: {tables} lacks {len(missing)} of the nuScenes tables "
+                        f"({', '.join(t + '.json' for t in missing)})")
 
 
 def require_writable_dir(path: str, what: str = "work dir") -> None:
