@@ -208,3 +208,29 @@ def test_training_skips_a_batch_with_no_point_in_range_and_warns(synthetic_root)
     assert float(log["loss_bbox"]) > 0  # the real sample's boxes are trained
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert any("1 training sample(s) without a point inside point_cloud_range" in m for m in warned), warned
+
+
+def test_an_object_array_npy_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([[1.0, 2.0, 3.0], "not a point"], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError) as caught:
+        load_points(path)
+    assert str(path) in str(caught.value) and "Python objects" in str(caught.value), caught.value
+
+
+def test_non_finite_points_are_dropped_with_one_warning_naming_the_file(raw, tmp_path):
+    """NaN or inf in any column a file gives (x, y, z, intensity): those rows are dropped, the rest kept in order,
+    and one warning names the file and the count, for each reader."""
+    cloud = raw[:, :4].copy()
+    bad = [3, 10, 11, 500]
+    cloud[3, 0], cloud[10, 2], cloud[11, 1], cloud[500, 3] = np.nan, np.inf, -np.inf, np.nan
+    np.save(tmp_path / "cloud.npy", cloud)
+    cloud.tofile(tmp_path / "cloud.bin")
+    write_ply(tmp_path / "cloud.ply", cloud)
+    expected = np.column_stack([np.delete(cloud, bad, axis=0), np.zeros(len(cloud) - len(bad), np.float32)])
+    for name, dims in (("cloud.npy", 5), ("cloud.bin", 4), ("cloud.ply", 5)):
+        with logged_warnings() as warned:
+            points = load_points(tmp_path / name, dims)
+        np.testing.assert_array_equal(points, expected, err_msg=name)
+        said = [m for m in warned if "dropped" in m]
+        assert len(said) == 1 and str(tmp_path / name) in said[0] and "dropped 4 of its" in said[0], (name, warned)

@@ -23,15 +23,21 @@ def load_bin_points(path: str, load_dim: int = 5) -> np.ndarray:
     if size % row:
         raise ValueError(f"point file {path} has {size} bytes, not a multiple of {load_dim} float32 columns "
                          f"({row} bytes per point); check --load-dims / load_dim")
-    points = np.fromfile(path, dtype=np.float32).reshape(-1, load_dim)
-    if not np.isfinite(points.sum(dtype=np.float64)):  # one reduction; rows are checked only when needed
-        finite = np.isfinite(points).all(axis=1)
-        print_log(f"{Path(path).name}: dropped {int((~finite).sum())} points with NaN or inf", logger="current",
-                  level=30)
-        points = points[finite]
+    points = drop_non_finite(np.fromfile(path, dtype=np.float32).reshape(-1, load_dim), path)
     if len(points) == 0:
         raise ValueError(f"point file {path} holds no (finite) points")
     return points
+
+
+def drop_non_finite(points: np.ndarray, path: str) -> np.ndarray:
+    """``points`` (N, C) without its rows holding a NaN or inf, with one warning naming ``path`` and how many rows
+    were dropped (none when every value is finite)."""
+    if np.isfinite(points.sum(dtype=np.float64)):  # one reduction; rows are checked only when needed
+        return points
+    finite = np.isfinite(points).all(axis=1)
+    print_log(f"point file {path}: dropped {int((~finite).sum())} of its {len(points)} points (NaN or inf values)",
+              logger="current", level=30)
+    return points[finite]
 
 
 # What load_points reads; .pcd.bin is nuScenes' name for its float32 .bin files.
@@ -63,14 +69,15 @@ def load_points(path: str, load_dims: int = 5) -> np.ndarray:
             raise ValueError(f"--load-dims must be at least 3 (x, y, z), got {load_dims}")
         raw = load_bin_points(path, load_dims)
     elif suffix == ".npy":
-        raw = np.load(path, allow_pickle=False)
+        raw = _read_npy(path)
         if raw.ndim != 2 or raw.shape[1] < 3 or not np.issubdtype(raw.dtype, np.number):
             raise ValueError(f"point file {path} holds a {raw.dtype} array of shape {raw.shape}; expected "
                              f"(N, >= 3) numbers: x, y, z[, intensity, ...]")
     else:
         raw = _read_open3d(path)
     raw = np.asarray(raw, dtype=np.float32)
-    raw = raw[np.isfinite(raw[:, :3]).all(axis=1)]
+    if suffix not in (".bin", ".pcd.bin"):  # a .bin's rows were checked as it was read
+        raw = drop_non_finite(raw[:, :4], path)
     if len(raw) == 0:
         raise ValueError(f"point file {path} holds no (finite) points")
     return pad_points(raw, min(raw.shape[1], 4))  # a file's 5th column (nuScenes: ring) is not a time lag
@@ -82,6 +89,17 @@ def pad_points(raw: np.ndarray, keep: int) -> np.ndarray:
     points = np.zeros((len(raw), 5), dtype=np.float32)
     points[:, :keep] = raw[:, :keep]
     return points
+
+
+def _read_npy(path: str) -> np.ndarray:
+    """The array of a .npy file, never unpickled; ValueError naming the file for anything else (an object array,
+    not a .npy file)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        reason = "an array of Python objects" if "allow_pickle" in str(e) else f"not a readable .npy array ({e})"
+        raise ValueError(f"point file {path} holds {reason}; expected an (N, >= 3) array of numbers: x, y, "
+                         f"z[, intensity, ...]") from e
 
 
 def _read_open3d(path: str) -> np.ndarray:
