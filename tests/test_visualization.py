@@ -282,6 +282,8 @@ def test_tool_renders_a_scene_to_a_playable_video(synthetic_root, tmp_path):
         frames = iio.imread(out, index=None)  # decoded back: every key frame of the scene, in size
         assert frames.shape[0] == scene_frames and frames.shape[1:3] == (240, 320), (suffix, frames.shape)
         assert frames[..., :3].max(axis=3).mean() > 1  # not black
+        pairs = zip(frames[:-1, ..., :3].astype(int), frames[1:, ..., :3].astype(int))
+        assert all((np.abs(a - b).max(axis=2) > 24).mean() > 0.005 for a, b in pairs), suffix  # none repeated
 
 
 def test_tool_refuses_bad_input(synthetic_root, tmp_path, capsys):
@@ -445,3 +447,156 @@ def test_a_head_less_picture_prints_no_runtime_dir_error(tmp_path, monkeypatch):
     assert stat.S_ISDIR(folder.st_mode) and folder.st_uid == os.getuid() and stat.S_IMODE(folder.st_mode) == 0o700
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # a usable one of the user's own is kept
     assert ensure_runtime_dir() == str(tmp_path)
+
+
+def real_points() -> np.ndarray:
+    """The real nuScenes frame's float32 columns x, y, z, intensity (0-255), ring."""
+    return np.fromfile(FRAME_DIR / json.loads((FRAME_DIR / "frame.json").read_text())["lidar_file"],
+                       dtype=np.float32).reshape(-1, 5)
+
+
+def lit_share(image: np.ndarray):
+    """(rows, columns) share of the picture spanned by its lit pixels' 2nd to 98th percentiles."""
+    rows, columns = np.nonzero(image[..., :3].max(axis=2) > 30)
+    (r0, r1), (c0, c1) = np.percentile(rows, [2, 98]), np.percentile(columns, [2, 98])
+    return (r1 - r0) / image.shape[0], (c1 - c0) / image.shape[1]
+
+
+def test_a_point_file_is_framed_on_its_cloud_unless_extent_says_otherwise(tmp_path):
+    """A user's KITTI-style scan (4 columns, the points ahead within 25 m): without --extent the view fits the
+    cloud, which spans most of the picture (with the fixed 54 m view it filled a quarter of it, in a corner);
+    --extent 54 draws exactly the sensor-centred view it names."""
+    import imageio.v3 as iio
+
+    points = real_points()
+    ahead = points[(points[:, 0] > 0) & (points[:, 0] < 25) & (np.abs(points[:, 1]) < 20)][:, :4]
+    ahead.tofile(tmp_path / "scan.bin")
+    tool = load_tool("visualize")
+    for camera in ("free", "bev"):
+        out = tmp_path / f"{camera}.png"
+        common = [str(tmp_path / "scan.bin"), "--load-dims", "4", "--camera", camera, "--width", str(W), "--height",
+                  str(H), "--out", str(out)]
+        assert tool.main(common) == 0
+        tall, wide = lit_share(iio.imread(out))
+        assert tall > 0.5 and wide > 0.6, (camera, tall, wide)
+        assert tool.main(common + ["--extent", "54"]) == 0
+        expected = render_image(np.column_stack([ahead, np.zeros(len(ahead))]), camera=camera_preset(camera, 54.0),
+                                width=W, height=H)
+        assert (np.abs(iio.imread(out)[..., :3].astype(int) - expected).max(axis=2) > 8).mean() < 0.001, camera
+
+
+def test_tool_model_on_a_cloud_with_no_point_in_range_draws_it_without_boxes(tiny_checkpoint, tmp_path, capsys):
+    """A cloud in the wrong units (every coordinate × 1e7) through --model: no voxel, so no detection, and the
+    picture is still drawn (spconv crashed on the empty tensor before)."""
+    points = real_points()
+    points[:, :3] *= 1e7
+    points.tofile(tmp_path / "far.bin")
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "voxelnext" / "voxelnext_tiny_synthetic.py")
+    out = tmp_path / "far.png"
+    assert load_tool("visualize").main([str(tmp_path / "far.bin"), "--model", config, str(tiny_checkpoint),
+                                        "--width", "64", "--height", "48", "--out", str(out)]) == 0
+    assert "0 of 0 detections" in capsys.readouterr().out and out.stat().st_size > 0
+
+
+def test_chase_camera_shows_what_is_ahead_and_not_what_is_behind(tmp_path):
+    """--camera chase looks ahead from behind and above the sensor: a car 6 m ahead is drawn where that camera
+    projects its edges (lit within a pixel), a pedestrian 15 m behind (behind the camera too) is not drawn at all."""
+    import imageio.v3 as iio
+
+    car = np.array([6.0, 2.0, 0.5, 4.5, 1.9, 1.6, 0.3, 0.0, 0.0])
+    walker = np.array([-15.0, 0.0, 0.9, 0.7, 0.7, 1.8, 0.0, 0.0, 0.0])
+    (tmp_path / "boxes.json").write_text(json.dumps({"boxes": [car.tolist(), walker.tolist()],
+                                                     "names": ["car", "pedestrian"]}))
+    np.save(tmp_path / "cloud.npy", np.array([[30.0, -6.0, 0.0]], np.float32))
+    out = tmp_path / "chase.png"
+    assert load_tool("visualize").main([str(tmp_path / "cloud.npy"), "--boxes", str(tmp_path / "boxes.json"),
+                                        "--camera", "chase", "--width", str(W), "--height", str(H),
+                                        "--out", str(out)]) == 0
+    image = iio.imread(out)[..., :3].astype(int)
+    image[:60, :160] = 0  # the legend names both classes in their colours
+    colours = np.rint(class_box_colours([CLASSES.index("car"), CLASSES.index("pedestrian")]) * 255)  # car, walker
+    lit = image.max(axis=2) > 60
+    pixels = np.rint(project(camera_preset("chase"), edge_samples(car), W, H)).astype(int)
+    assert ((pixels >= 0) & (pixels < [W, H])).all()
+    assert np.mean([lit[r - 1:r + 2, c - 1:c + 2].any() for c, r in pixels]) >= 0.95
+    near = np.zeros_like(lit)  # within 4 pixels of the car's edges, its heading mark or the point: nothing else lit
+    top = box_corners(car[None])[0][4:8]
+    mark = top.mean(axis=0) + np.linspace(0, 1, 20)[:, None] * (top[[0, 3]].mean(axis=0) - top.mean(axis=0))
+    others = np.rint(project(camera_preset("chase"), np.vstack([mark, [[30.0, -6.0, 0.0]]]), W, H)).astype(int)
+    for c, r in np.concatenate([pixels, others]):
+        near[max(r - 4, 0):r + 5, max(c - 4, 0):c + 5] = True
+    assert not lit[~near].any() and not (np.abs(image - colours[1]) <= 8).all(axis=2).any()
+
+
+def test_colour_by_time_colours_each_sweep_by_its_time_lag(synthetic_root, tmp_path):
+    """--colour-by time on a dataset sample draws its key frame and the config's earlier sweeps, each in the
+    viridis colour of its time lag (0 to 0.5 s): the key frame's and every sweep's colour are in the picture."""
+    import pickle
+
+    import imageio.v3 as iio
+    from matplotlib import colormaps
+
+    info = pickle.loads((Path(synthetic_root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"][4]
+    lags = [0.0] + [s["time_lag"] for s in info["sweeps"][:3]]  # the tiny config's 3 sweeps
+    assert len(set(np.round(lags, 2))) == 4
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "voxelnext" / "voxelnext_tiny_synthetic.py")
+    out = tmp_path / "time.png"
+    assert load_tool("visualize").main([config, "--data-root", synthetic_root, "--token", info["token"],
+                                        "--colour-by", "time", "--extent", "30", "--width", str(W), "--height",
+                                        str(H), "--out", str(out)]) == 0
+    image = iio.imread(out)[..., :3].astype(int)
+    for lag in lags:
+        colour = np.rint(np.asarray(colormaps["viridis"](lag / 0.5)[:3]) * 255)
+        assert (np.abs(image - colour) <= 3).all(axis=2).sum() > 200, lag
+
+
+def test_intensities_of_0_to_1_span_the_colour_map_and_4_column_bins_read_as_the_points(tmp_path):
+    """A KITTI-style .bin (--load-dims 4: x, y, z, reflectance in 0-1) coloured by intensity: the reflectances
+    spread over the colour map (read as 0-255 they would all be its darkest colour), and the picture is the one
+    the same points give from a .npy (the file read as 4 columns, not 5)."""
+    import imageio.v3 as iio
+    from matplotlib import colormaps
+
+    points = real_points()[:, :4].copy()
+    points[:, 3] = np.random.default_rng(0).permutation(len(points)) / (len(points) - 1)  # spread over 0-1
+    points.tofile(tmp_path / "scan.bin")
+    np.save(tmp_path / "scan.npy", points)
+    tool = load_tool("visualize")
+    pictures = []
+    for name, dims in (("scan.bin", "4"), ("scan.npy", "5")):
+        out = tmp_path / f"{name}.png"
+        assert tool.main([str(tmp_path / name), "--load-dims", dims, "--colour-by", "intensity", "--extent", "40",
+                          "--width", str(W), "--height", str(H), "--out", str(out)]) == 0
+        pictures.append(iio.imread(out)[..., :3].astype(int))
+    assert (np.abs(pictures[0] - pictures[1]).max(axis=2) > 8).mean() < 0.001
+    lit = pictures[0][pictures[0].max(axis=2) > 30]
+    darkest = np.rint(np.asarray(colormaps["viridis"](0.0)[:3]) * 255)
+    assert (np.abs(lit - darkest) <= 12).all(axis=1).mean() < 0.2
+    brightest = [np.rint(np.asarray(colormaps["viridis"](v)[:3]) * 255) for v in (0.6, 0.8, 1.0)]
+    assert sum((np.abs(lit - c) <= 24).all(axis=1).sum() for c in brightest) > 50
+
+
+def test_fps_sets_the_video_rate_and_every_frame_shows_its_own_key_frame(synthetic_root, tmp_path):
+    """--fps 4: the MP4 plays at 4 frames per second and lasts frames / 4 s, the GIF shows each frame 250 ms;
+    consecutive frames differ (the scene moves), so no key frame is repeated."""
+    import pickle
+
+    import imageio.v3 as iio
+
+    infos = pickle.loads((Path(synthetic_root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"]
+    scene_frames = sum(info["scene_token"] == infos[0]["scene_token"] for info in infos)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "voxelnext" / "voxelnext_tiny_synthetic.py")
+    tool = load_tool("visualize")
+    for suffix in (".mp4", ".gif"):
+        out = tmp_path / f"scene{suffix}"
+        assert tool.main([config, "--data-root", synthetic_root, "--index", "0", "--sequence", "--fps", "4",
+                          "--out", str(out), "--width", "160", "--height", "120"]) == 0
+        frames = iio.imread(out, index=None)[..., :3].astype(int)
+        assert len(frames) == scene_frames, (suffix, len(frames))
+        changed = [(np.abs(a - b).max(axis=2) > 24).mean() for a, b in zip(frames[:-1], frames[1:])]
+        assert min(changed) > 0.005, (suffix, min(changed))
+        if suffix == ".mp4":
+            meta = iio.immeta(out)
+            assert meta["fps"] == 4.0 and abs(meta["duration"] - scene_frames / 4.0) < 0.01, meta
+        else:
+            assert [iio.immeta(out, index=i)["duration"] for i in range(scene_frames)] == [250] * scene_frames

@@ -57,7 +57,9 @@ def parse_args(argv=None):
                         help="the Open3D scene, or a matplotlib bird's-eye view (square, --height pixels a side)")
     parser.add_argument("--camera", choices=CAMERAS, default="bev", help="Open3D camera preset")
     parser.add_argument("--colour-by", choices=COLOUR_MODES, default="height", help="point colours")
-    parser.add_argument("--extent", type=float, default=54.0, help="half-width of the view (m)")
+    parser.add_argument("--extent", type=float, default=None,
+                        help="half-width of the view (m), around the sensor; default: a point file's view fitted "
+                        "to its cloud, 54 m around the sensor for a dataset sample")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=960)
     parser.add_argument("--fps", type=float, default=2.0, help="video frames per second (key frames are 2 Hz)")
@@ -107,7 +109,8 @@ def dataset_frames(args):
     for i in chosen:
         info = infos[i]
         sample = dataset.make_sample(info)
-        points = load_points(str(Path(dataset.data_root) / info["lidar_path"]))
+        points = sweep_points(sample, cfg) if args.colour_by == "time" else \
+            load_points(str(Path(dataset.data_root) / info["lidar_path"]))
         boxes, colours, labels = [sample.gt_boxes], [np.tile(GT_COLOUR, (len(sample.gt_boxes), 1))], \
             [np.full(len(sample.gt_boxes), GT_LABEL)]
         if info["token"] in predictions:
@@ -135,6 +138,16 @@ def dataset_frames(args):
         frames.append(Frame(info["token"], points, np.concatenate(boxes), np.concatenate(colours),
                             np.concatenate(labels), trails))
     return frames
+
+
+def sweep_points(sample, cfg) -> np.ndarray:
+    """The sample's key frame and the earlier sweeps of its config's test pipeline (LoadSweeps' sweeps_num, 9
+    without one), moved into the key frame, with their time lags (s): what --colour-by time colours → (N, 5)."""
+    from perception3d.datasets.transforms import LoadPoints, LoadSweeps
+
+    steps = cfg.get("test_dataloader", {}).get("dataset", {}).get("pipeline", []) or cfg.get("test_pipeline", [])
+    sweeps = next((t.get("sweeps_num", 10) for t in steps if t.get("type") == "LoadSweeps"), 9)
+    return LoadSweeps(sweeps, ego_radius=0.0)(LoadPoints(ego_radius=0.0)(sample)).points
 
 
 def load_predictions(path: str, score_thr: float) -> dict:
@@ -238,17 +251,30 @@ def file_frame(args) -> Frame:
                  np.concatenate([np.full(len(boxes), GT_LABEL), classes]))
 
 
+def view(frame: Frame, args):
+    """(half-width extent m, center (x, y, z) m) of the picture: --extent around the sensor when given, else
+    fitted to a point file's cloud (the BEV picture keeps the sensor in its middle), 54 m for a dataset sample."""
+    from perception3d.visualization.open3d_scene import fit_view
+
+    if args.extent is not None:
+        return args.extent, (0.0, 0.0, 0.0)
+    if args.input.endswith(".py"):
+        return 54.0, (0.0, 0.0, 0.0)
+    return fit_view(frame.points, around_sensor=args.mode == "bev")
+
+
 def render(frame: Frame, args) -> np.ndarray:
     """A Frame → RGB uint8 picture with its legend: the Open3D scene, or (--mode bev) the matplotlib bird's-eye
     view, a square --height pixels a side."""
     from perception3d.datasets.classes import CLASSES
     from perception3d.visualization import add_legend, camera_preset, render_bev, render_image
 
+    extent, center = view(frame, args)
     if args.mode == "bev":
-        image = render_bev(frame.points, frame.boxes, frame.colours, args.extent, args.height, args.colour_by,
+        image = render_bev(frame.points, frame.boxes, frame.colours, extent, args.height, args.colour_by,
                            frame.trails, title=frame.name)
     else:
-        image = render_image(frame.points, frame.boxes, frame.colours, camera_preset(args.camera, args.extent),
+        image = render_image(frame.points, frame.boxes, frame.colours, camera_preset(args.camera, extent, center),
                              args.width, args.height, colour_by=args.colour_by, trails=frame.trails)
     return add_legend(image, frame.labels, CLASSES, ground_truth=bool((frame.labels == GT_LABEL).any()))
 
@@ -295,7 +321,7 @@ def main(argv=None) -> int:
         print(f"showing {frame.name} ({len(frame.points)} points, {len(frame.boxes)} boxes); Q or Esc closes the "
               "window", flush=True)
         try:
-            show_window(frame.points, frame.boxes, frame.colours, camera_preset(args.camera, args.extent),
+            show_window(frame.points, frame.boxes, frame.colours, camera_preset(args.camera, *view(frame, args)),
                         args.width, args.height, args.colour_by, title=frame.name, trails=frame.trails)
         except RuntimeError as e:
             print(f"error: {e}", file=sys.stderr)

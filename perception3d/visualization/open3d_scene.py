@@ -32,17 +32,35 @@ class Camera:
     up: Tuple[float, float, float]
 
 
-def camera_preset(name: str, extent: float = 54.0) -> Camera:
-    """``bev``: straight down on the sensor with +x up the picture, ±``extent`` m tall; ``chase``: from behind
-    and above the sensor, looking ahead; ``free``: an oblique three-quarter view of the whole scene."""
+def camera_preset(name: str, extent: float = 54.0, center: Sequence[float] = (0.0, 0.0, 0.0)) -> Camera:
+    """``bev``: straight down on ``center`` (m; default the sensor) with +x up the picture, ±``extent`` m tall;
+    ``chase``: from behind and above the sensor, looking ahead (``extent`` and ``center`` unused); ``free``: an
+    oblique three-quarter view of the scene within ``extent`` m of ``center``."""
+    c = np.asarray(center, dtype=np.float64).reshape(3)
     if name == "bev":
         fov = 40.0
-        return Camera(fov, (0.0, 0.0, 0.0), (0.0, 0.0, extent / np.tan(np.radians(fov / 2))), (1.0, 0.0, 0.0))
+        eye = c + (0.0, 0.0, extent / np.tan(np.radians(fov / 2)))
+        return Camera(fov, tuple(c), tuple(eye), (1.0, 0.0, 0.0))
     if name == "chase":
         return Camera(60.0, (20.0, 0.0, 0.0), (-12.0, 0.0, 10.0), (0.0, 0.0, 1.0))
     if name == "free":
-        return Camera(50.0, (0.0, 0.0, 0.0), (-0.9 * extent, -0.9 * extent, 0.8 * extent), (0.0, 0.0, 1.0))
+        return Camera(50.0, tuple(c), tuple(c + (-0.9 * extent, -0.9 * extent, 0.8 * extent)), (0.0, 0.0, 1.0))
     raise ValueError(f"camera must be one of {', '.join(CAMERAS)}, got {name!r}")
+
+
+def fit_view(points: np.ndarray, around_sensor: bool = False) -> Tuple[float, Tuple[float, float, float]]:
+    """The view that frames a cloud (N, >= 3; m): (half-width ``extent`` m, ``center`` (x, y, z) m) from its
+    2nd to 98th percentiles of x and y (stray far points left out), 10 % margin, at least 5 m. With
+    ``around_sensor`` the center stays at the sensor (0, 0, 0) and the extent reaches the farther side."""
+    xyz = np.asarray(points, dtype=np.float64)[:, :3]
+    if not len(xyz):
+        return 54.0, (0.0, 0.0, 0.0)
+    low, high = np.percentile(xyz[:, :2], [2, 98], axis=0)
+    if around_sensor:
+        return float(max(1.1 * np.abs([low, high]).max(), 5.0)), (0.0, 0.0, 0.0)
+    middle = (low + high) / 2
+    extent = max(1.1 * float((high - low).max()) / 2, 5.0)
+    return extent, (float(middle[0]), float(middle[1]), float(np.median(xyz[:, 2])))
 
 
 def box_lines(boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
