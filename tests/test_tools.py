@@ -134,3 +134,18 @@ def test_bad_cfg_options_and_data_roots_are_one_line_errors(synthetic_root, tiny
     line = one_error_line(*run("create_data", ["nuscenes", "--root", str(empty_root), "--version", "v1.0-mini"],
                                capsys))
     assert "lacks 12 of the nuScenes tables" in line and "category.json" in line, line
+
+
+def test_user_facing_text_points_at_files_a_clone_has(capsys):
+    """The README and tools/visualize.py --help name docs a user who clones the project has (docs/...), never
+    ../shared/, which lives outside the repository."""
+    import re
+
+    with pytest.raises(SystemExit):
+        tool("visualize").parse_args(["--help"])
+    texts = {"README.md": (ROOT / "README.md").read_text(), "visualize --help": capsys.readouterr().out}
+    for name, text in texts.items():
+        assert "../shared" not in text, name
+        named = set(re.findall(r"(?<![\w/.])((?:docs|tests/data)/[\w./-]+\w)", text))
+        assert any(n.startswith("docs/") for n in named), name
+        assert all((ROOT / n).exists() for n in named), (name, [n for n in named if not (ROOT / n).exists()])

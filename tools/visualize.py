@@ -38,7 +38,8 @@ def parse_args(argv=None):
     parser.add_argument("--load-dims", type=int, default=5, help=".bin columns: 5 nuScenes (default), 4 KITTI")
     parser.add_argument("--out", help="write a picture (.png) or, with --sequence, a video (.mp4, .gif)")
     parser.add_argument("--boxes", help="with a point file: a JSON of boxes in its frame, {\"boxes\": [[x, y, z, dx, "
-                        "dy, dz, yaw, vx, vy], ...], \"names\": [class, ...]} (as ../shared/data's frame.json)")
+                        "dy, dz, yaw, vx, vy], ...], \"names\": [class, ...]}; docs/frame_format.md describes it, "
+                        "tests/data/nuscenes_frame/frame.json is one")
     parser.add_argument("--model", nargs=2, metavar=("CONFIG", "CHECKPOINT"),
                         help="with a point file: detect objects in it with this model and draw those from --score-thr "
                         "up in class colours (--boxes are then drawn white, as ground truth)")
