@@ -600,3 +600,52 @@ def test_fps_sets_the_video_rate_and_every_frame_shows_its_own_key_frame(synthet
             assert meta["fps"] == 4.0 and abs(meta["duration"] - scene_frames / 4.0) < 0.01, meta
         else:
             assert [iio.immeta(out, index=i)["duration"] for i in range(scene_frames)] == [250] * scene_frames
+
+
+def test_trail_reaches_back_as_many_key_frames_as_asked(synthetic_root, tmp_path):
+    """--trail N draws each track's centres of its last N key frames: the fastest car's centre 2 key frames back
+    is on its trail with --trail 2 and not with --trail 1 (its centre 1 key frame back is on both)."""
+    import pickle
+
+    import imageio.v3 as iio
+
+    from perception3d.evaluation import tracking_records
+    from perception3d.evaluation.submission import lidar_to_global
+    from perception3d.structures import transform_points
+
+    infos = sorted(pickle.loads((Path(synthetic_root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"],
+                   key=lambda info: info["timestamp"])
+    ids, results = {}, {}
+    for info in infos:  # the cars' ground truth as a tracking submission, a track per instance
+        cars = np.asarray(info["gt_names"]) == "car"
+        boxes = lidar_to_global(np.asarray(info["gt_boxes"], dtype=np.float64)[cars], info["lidar2ego"],
+                                info["ego2global"])
+        track_ids = [ids.setdefault(t, len(ids)) for t in np.asarray(info["instance_tokens"])[cars]]
+        results[info["token"]] = tracking_records(info["token"], boxes, np.ones(len(boxes)), ["car"] * len(boxes),
+                                                  track_ids, info["scene_token"])
+    submission = tmp_path / "tracks.json"
+    submission.write_text(json.dumps({"meta": {}, "results": results}))
+    index = 8
+    info = infos[index]
+    assert all(i["scene_token"] == info["scene_token"] for i in infos[index - 2:index + 1])
+    past = [{r["tracking_id"]: np.asarray(r["translation"]) for r in results[infos[index - k]["token"]]}
+            for k in (0, 1, 2)]
+    shared = [t for t in past[0] if t in past[1] and t in past[2]]
+    fastest = max(shared, key=lambda t: np.linalg.norm(past[0][t] - past[2][t]))
+    assert np.linalg.norm(past[0][fastest] - past[2][fastest]) > 5.0  # well out of its own box
+    to_lidar = np.linalg.inv(np.asarray(info["ego2global"]) @ np.asarray(info["lidar2ego"]))
+    camera = camera_preset("bev", 30.0)
+    one_back, two_back = np.rint(project(camera, transform_points(to_lidar, np.stack(
+        [past[1][fastest], past[2][fastest]])), W, H)).astype(int)
+    colour = np.rint(np.asarray(track_colour(fastest)) * 255)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "voxelnext" / "voxelnext_tiny_synthetic.py")
+    tool = load_tool("visualize")
+    for trail in (1, 2):
+        out = tmp_path / f"trail{trail}.png"
+        assert tool.main([config, "--data-root", synthetic_root, "--token", info["token"], "--tracks",
+                          str(submission), "--trail", str(trail), "--out", str(out), "--width", str(W), "--height",
+                          str(H), "--extent", "30"]) == 0
+        ours = (np.abs(iio.imread(out)[..., :3].astype(int) - colour) <= 8).all(axis=2)
+        (c1, r1), (c2, r2) = one_back, two_back
+        assert ours[r1 - 2:r1 + 3, c1 - 2:c1 + 3].any(), trail
+        assert ours[r2 - 2:r2 + 3, c2 - 2:c2 + 3].any() == (trail == 2), trail
