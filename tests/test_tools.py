@@ -136,6 +136,67 @@ def test_bad_cfg_options_and_data_roots_are_one_line_errors(synthetic_root, tiny
     assert "lacks 12 of the nuScenes tables" in line and "category.json" in line, line
 
 
+def test_test_out_must_name_a_pickle(synthetic_root, tiny_checkpoint, tmp_path, capsys):
+    code, err = run("test", [TINY, str(tiny_checkpoint), "--data-root", synthetic_root, "--work-dir",
+                             str(tmp_path / "w"), "--out", str(tmp_path / "dets.json")], capsys)
+    assert code == 2 and f"--out must name a .pkl file, got {tmp_path / 'dets.json'}" in err
+    assert not (tmp_path / "dets.json").exists()
+
+
+def test_test_score_thresholds_filter_the_submission_the_dump_and_the_pictures(synthetic_root, tiny_checkpoint,
+                                                                             tmp_path, capsys):
+    """tools/test.py on the first val frame (test_dataloader.dataset.indices=1): --score-thr leaves the predictions
+    below it out of --out and the submission, --show-score-thr draws from its score up. Reference: the same weights
+    run on the same frame here, without the tool, and the thresholds applied here; the picture drawn here from
+    the predictions this test keeps (LidarVisualizer with no threshold of its own)."""
+    import json
+
+    import numpy as np
+    from mmengine.dataset import pseudo_collate
+    from PIL import Image
+
+    from perception3d.apis import init_model
+    from perception3d.datasets import NuScenesDataset
+    from perception3d.datasets.transforms import LoadPoints, LoadSweeps
+    from perception3d.evaluation import load_detections
+    from perception3d.registry import DATASETS
+    from perception3d.visualization import LidarVisualizer
+
+    model = init_model(TINY, str(tiny_checkpoint))
+    dataset = DATASETS.build(dict(model.cfg.test_dataloader.dataset, data_root=synthetic_root))
+    (det,) = model.test_step(pseudo_collate([dataset[0]]))
+    order = np.argsort(-det.scores.numpy(), kind="stable")
+    scores, boxes, labels = det.scores.numpy()[order], det.boxes.numpy()[order], det.labels.numpy()[order]
+    score_thr, show_thr = float(np.quantile(scores, 0.5)), float(np.quantile(scores, 0.9))
+    assert len(scores) > 20 and scores[-1] < score_thr < show_thr < 0.3  # each threshold cuts; 0.3: the default
+
+    work = tmp_path / "w"
+    code, err = run("test", [TINY, str(tiny_checkpoint), "--data-root", synthetic_root, "--work-dir", str(work),
+                             "--out", str(work / "dets.pkl"), "--score-thr", str(score_thr), "--show-dir",
+                             str(tmp_path / "show"), "--show-score-thr", str(show_thr), "--cfg-options",
+                             "test_dataloader.dataset.indices=1", "test_dataloader.num_workers=0",
+                             "test_dataloader.persistent_workers=False"], capsys)
+    assert code == 0, err
+    kept = scores >= score_thr
+    (frame,) = load_detections(str(work / "dets.pkl"))["frames"]
+    assert frame["token"] == dataset.get_data_info(0)["token"]
+    np.testing.assert_allclose(frame["scores"], scores[kept], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(frame["boxes"], boxes[kept], rtol=0, atol=1e-4)
+    submitted = json.loads((work / "eval" / "results_nusc.json").read_text())["results"][frame["token"]]
+    assert sorted(r["detection_score"] for r in submitted) == pytest.approx(sorted(scores[kept]), abs=1e-6)
+
+    shown = scores >= show_thr
+    truth = NuScenesDataset(synthetic_root, "nuscenes_infos_val.pkl", test_mode=True)
+    sample = LoadSweeps(1)(LoadPoints()(truth.make_sample(truth.get_data_info(0))))
+    expected = LidarVisualizer(name="reference", score_thr=0.0).draw_frame(sample.points, sample.gt_boxes,
+                                                                          frame["boxes"][shown[kept]],
+                                                                          frame["labels"][shown[kept]])
+    picture = np.asarray(Image.open(tmp_path / "show" / f"{frame['token']}.png").convert("RGB"))
+    # Open3D's offscreen renderer dithers: two draws of one frame differ by up to 2 levels here and there; a box
+    # drawn or not changes pixels by over 100
+    assert np.abs(picture.astype(int) - expected).max() <= 4
+
+
 def test_user_facing_text_points_at_files_a_clone_has(capsys):
     """The README and tools/visualize.py --help name docs a user who clones the project has (docs/...), never
     ../shared/, which lives outside the repository."""
