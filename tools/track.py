@@ -59,7 +59,8 @@ def run_tracking(detections_path: str, data_root: str, out_dir: str, tracker) ->
     print(f"AMOTA {summary['amota']:.4f}, AMOTP {summary['amotp']:.4f}, MOTA {summary['mota']:.4f}, "
           f"IDS {int(summary['ids'])} (max_age {tracker.max_age}, {tracker.matcher}, "
           f"{'CenterPoint motion' if tracker.motion is None else 'Kalman motion'}, voxel association "
-          f"{'on' if tracker.voxel_association else 'off'}); devkit metrics in {out_dir}")
+          f"{'on' if tracker.voxel_association else 'off'}, birth score {tracker.birth_score:g}); devkit metrics in "
+          f"{out_dir}")
     return summary
 
 
