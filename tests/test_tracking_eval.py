@@ -108,7 +108,7 @@ def test_default_tracker_on_exact_detections_meets_the_readme(exact_dump, synthe
     """tools/track.py with no tracker flag (Kalman, greedy, max_age 6) on the exact detections: the README's
     figures for it (AMOTA 0.989, IDS 6) as floors."""
     stdout, summary, _ = run_track_tool(exact_dump, synthetic_root)
-    assert "(max_age 6, greedy, Kalman motion, voxel association off, birth score 0)" in stdout, stdout[-1500:]
+    assert "with max_age 6, greedy, Kalman motion, voxel association off, birth score 0\n" in stdout, stdout[-1500:]
     assert summary["amota"] >= 0.985 and summary["ids"] <= 6, (summary["amota"], summary["ids"])
 
 
@@ -125,7 +125,7 @@ def test_track_tool_birth_score_flag(exact_dump, synthetic_root):
     from 0.9 to 0.5 in each frame, so objects first seen below 0.7 would start tracks without it); a started
     track keeps matching lower-scored detections."""
     stdout, _, submission = run_track_tool(exact_dump, synthetic_root, "--birth-score", "0.7")
-    assert "birth score 0.7)" in stdout, stdout[-1500:]
+    assert "birth score 0.7\n" in stdout, stdout[-1500:]
     infos = pickle.loads((Path(synthetic_root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"]
     first_score = {}  # tracking id → the score of its first record, frames in time order
     for info in sorted(infos, key=lambda i: i["timestamp"]):
@@ -169,3 +169,28 @@ def test_track_tool_refuses_bad_input(tmp_path, synthetic_root, capsys):
         code = tool.main(args)
         err = capsys.readouterr().err
         assert code == 2 and message in err, (args, err[-2000:])
+
+
+def test_track_tool_says_when_no_track_is_left_to_score(exact_dump, synthetic_root):
+    """A birth score above every detection's (the exact detections score at most 0.9) leaves no track: one error
+    line and exit 2, not the devkit's traceback on an empty submission."""
+    run = subprocess.run([sys.executable, "tools/track.py", str(exact_dump), "--data-root", synthetic_root,
+                          "--birth-score", "0.95"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert run.stderr.strip().splitlines()[-1].startswith("error: no track in any of the 40 samples of mini_val")
+
+
+def test_test_tool_tracks_with_the_configs_tracker_and_the_flags_over_it(synthetic_root, tiny_checkpoint, tmp_path):
+    """tools/test.py --task track takes the config's ``tracker`` settings, the flags over them: max_age 20 and
+    birth score 0.95 from the config, CenterPoint's motion from the config turned back to Kalman by --motion, the
+    matcher from --matcher. Untrained weights score below 0.95, so it ends with the one-line no-track error."""
+    run = subprocess.run([sys.executable, "tools/test.py", "configs/voxelnext/voxelnext_tiny_synthetic.py",
+                          str(tiny_checkpoint), "--data-root", synthetic_root, "--work-dir", str(tmp_path),
+                          "--task", "track", "--motion", "kalman", "--matcher", "hungarian", "--cfg-options",
+                          "tracker.max_age=20", "tracker.birth_score=0.95", "tracker.motion=None",
+                          "test_dataloader.dataset.indices=2"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert "tracking with max_age 20, hungarian, Kalman motion, voxel association off, birth score 0.95\n" in run.stdout, \
+        run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1].startswith("error: tracking: no track"), \
+        run.stderr[-2000:]

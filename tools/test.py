@@ -124,7 +124,11 @@ def main(argv=None) -> int:
     if dump:
         print(f"predictions saved to {dump}")
     if tracker is not None:
-        run_tracking(dump, cfg.test_dataloader.dataset.data_root, str(Path(cfg.work_dir) / "track_eval"), tracker)
+        try:
+            run_tracking(dump, cfg.test_dataloader.dataset.data_root, str(Path(cfg.work_dir) / "track_eval"), tracker)
+        except ValueError as e:
+            print(f"error: tracking: {e}", file=sys.stderr)
+            return 2
     if args.show_dir:
         draw_frames(cfg, dump, args.show_dir, args.show_score_thr, runner.visualizer)
     return 0

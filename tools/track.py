@@ -54,13 +54,13 @@ def run_tracking(detections_path: str, data_root: str, out_dir: str, tracker) ->
     detections = load_detections(detections_path)
     if not isinstance(detections, dict) or {"classes", "frames"} - set(detections):
         raise ValueError(f"{detections_path} is not a detection result of tools/test.py --out")
+    print(f"tracking with max_age {tracker.max_age}, {tracker.matcher}, "
+          f"{'CenterPoint motion' if tracker.motion is None else 'Kalman motion'}, voxel association "
+          f"{'on' if tracker.voxel_association else 'off'}, birth score {tracker.birth_score:g}")
     results = tracking_results(detections, tracker)
     summary = evaluate_tracking(results, data_root, out_dir)
     print(f"AMOTA {summary['amota']:.4f}, AMOTP {summary['amotp']:.4f}, MOTA {summary['mota']:.4f}, "
-          f"IDS {int(summary['ids'])} (max_age {tracker.max_age}, {tracker.matcher}, "
-          f"{'CenterPoint motion' if tracker.motion is None else 'Kalman motion'}, voxel association "
-          f"{'on' if tracker.voxel_association else 'off'}, birth score {tracker.birth_score:g}); devkit metrics in "
-          f"{out_dir}")
+          f"IDS {int(summary['ids'])}; devkit metrics in {out_dir}")
     return summary
 
 

@@ -29,7 +29,7 @@ def evaluate_tracking(results: Dict[str, List[Dict]], data_root: str, out_dir: s
     """Writes ``out_dir/results_nusc_tracking.json`` (every sample of the split; samples without tracks get
     none, with a warning) and scores it with the devkit's TrackingEval (tracking_nips_2019), which leaves
     ``metrics_summary.json`` and ``metrics_details.json`` in ``out_dir`` → the summary dict (amota, amotp, mota,
-    ids, … and ``label_metrics`` per class)."""
+    ids, … and ``label_metrics`` per class). Raises ValueError when no sample has a track."""
     from nuscenes import NuScenes
     from nuscenes.eval.common.config import config_factory
     from nuscenes.eval.tracking.evaluate import TrackingEval
@@ -41,6 +41,10 @@ def evaluate_tracking(results: Dict[str, List[Dict]], data_root: str, out_dir: s
     if set(results) - split:
         raise ValueError(f"tracks for {len(set(results) - split)} samples outside {eval_set} of {version} under "
                          f"{data_root}")
+    if not any(results.values()):
+        raise ValueError(f"no track in any of the {len(split)} samples of {eval_set}: the devkit's TrackingEval "
+                         f"cannot score an empty submission (untrained weights, or a birth score above every "
+                         f"detection's?)")
     if len(results) < len(split):
         print_log(f"tracks cover {len(results)} of the {len(split)} samples of {eval_set}; the devkit counts the "
                   f"objects of the others as missed", logger="current", level=logging.WARNING)
