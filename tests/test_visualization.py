@@ -338,22 +338,16 @@ def test_lidar_visualizer_draws_ground_truth_beside_predictions_through_its_back
     assert not any(car_coloured[r - 1:r + 2, c - 1:c + 2].any() for c, r in faint_pixels)
 
 
-def test_tool_colours_tracks_by_id_with_trails(synthetic_root, tmp_path):
-    """A tracking submission (here the ground truth with its instance ids) over a sample: the fastest car's box is
-    drawn in its track's colour where it projects, and its trail passes where it was two key frames before."""
+def car_tracks_submission(root, path):
+    """The mini_val cars' ground truth as a tracking submission written to ``path``, one track per instance →
+    (the val infos in time order, the records per sample token, ``path``)."""
     import pickle
-
-    import imageio.v3 as iio
-
-    from nuscenes.utils.data_classes import Box
-    from pyquaternion import Quaternion
 
     from perception3d.evaluation import tracking_records
     from perception3d.evaluation.submission import lidar_to_global
-    from perception3d.structures import transform_points
 
-    infos = pickle.loads((Path(synthetic_root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"]
-    infos = sorted(infos, key=lambda info: info["timestamp"])
+    infos = sorted(pickle.loads((Path(root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"],
+                   key=lambda info: info["timestamp"])
     ids, results = {}, {}
     for info in infos:
         cars = np.asarray(info["gt_names"]) == "car"
@@ -362,8 +356,21 @@ def test_tool_colours_tracks_by_id_with_trails(synthetic_root, tmp_path):
         track_ids = [ids.setdefault(t, len(ids)) for t in np.asarray(info["instance_tokens"])[cars]]
         results[info["token"]] = tracking_records(info["token"], boxes, np.ones(len(boxes)), ["car"] * len(boxes),
                                                   track_ids, info["scene_token"])
-    submission = tmp_path / "tracks.json"
-    submission.write_text(json.dumps({"meta": {}, "results": results}))
+    path.write_text(json.dumps({"meta": {}, "results": results}))
+    return infos, results, path
+
+
+def test_tool_colours_tracks_by_id_with_trails(synthetic_root, tmp_path):
+    """A tracking submission (here the ground truth with its instance ids) over a sample: the fastest car's box is
+    drawn in its track's colour where it projects, and its trail passes where it was two key frames before."""
+    import imageio.v3 as iio
+
+    from nuscenes.utils.data_classes import Box
+    from pyquaternion import Quaternion
+
+    from perception3d.structures import transform_points
+
+    infos, results, submission = car_tracks_submission(synthetic_root, tmp_path / "tracks.json")
     index = 8
     info, earlier = infos[index], infos[index - 2]
     records = results[info["token"]]
@@ -605,26 +612,11 @@ def test_fps_sets_the_video_rate_and_every_frame_shows_its_own_key_frame(synthet
 def test_trail_reaches_back_as_many_key_frames_as_asked(synthetic_root, tmp_path):
     """--trail N draws each track's centres of its last N key frames: the fastest car's centre 2 key frames back
     is on its trail with --trail 2 and not with --trail 1 (its centre 1 key frame back is on both)."""
-    import pickle
-
     import imageio.v3 as iio
 
-    from perception3d.evaluation import tracking_records
-    from perception3d.evaluation.submission import lidar_to_global
     from perception3d.structures import transform_points
 
-    infos = sorted(pickle.loads((Path(synthetic_root) / "nuscenes_infos_val.pkl").read_bytes())["data_list"],
-                   key=lambda info: info["timestamp"])
-    ids, results = {}, {}
-    for info in infos:  # the cars' ground truth as a tracking submission, a track per instance
-        cars = np.asarray(info["gt_names"]) == "car"
-        boxes = lidar_to_global(np.asarray(info["gt_boxes"], dtype=np.float64)[cars], info["lidar2ego"],
-                                info["ego2global"])
-        track_ids = [ids.setdefault(t, len(ids)) for t in np.asarray(info["instance_tokens"])[cars]]
-        results[info["token"]] = tracking_records(info["token"], boxes, np.ones(len(boxes)), ["car"] * len(boxes),
-                                                  track_ids, info["scene_token"])
-    submission = tmp_path / "tracks.json"
-    submission.write_text(json.dumps({"meta": {}, "results": results}))
+    infos, results, submission = car_tracks_submission(synthetic_root, tmp_path / "tracks.json")
     index = 8
     info = infos[index]
     assert all(i["scene_token"] == info["scene_token"] for i in infos[index - 2:index + 1])
