@@ -1,4 +1,5 @@
-"""nuScenes detection metric for mmengine's evaluators: the official devkit's DetectionEval on our predictions."""
+"""nuScenes detection metric for mmengine's evaluators: the devkit's DetectionEval numbers on our predictions,
+computed by our array evaluation (default), by the devkit itself, or by both compared."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from mmengine.logging import print_log
 from ..datasets.classes import CLASSES
 from ..registry import METRICS
 from ..utils.io import atomic_write
+from .backends import check_backend, evaluate_detection_file
 from .splits import resolve_split, split_sample_tokens
 from .submission import SUBMISSION_META, detection_records, lidar_to_global, ranked_detections
 
@@ -22,8 +24,8 @@ MAX_BOXES_PER_SAMPLE = 500  # the devkit refuses submissions with more
 
 @METRICS.register_module()
 class NuScenesMetric(BaseMetric):
-    """Writes the devkit submission JSON of all predictions and scores it with
-    ``nuscenes.eval.detection.evaluate.DetectionEval``.
+    """Writes the devkit submission JSON of all predictions and scores it as
+    ``nuscenes.eval.detection.evaluate.DetectionEval`` does.
 
     Args:
         data_root: nuScenes (or synthetic world) root holding ``version``'s tables.
@@ -32,6 +34,8 @@ class NuScenesMetric(BaseMetric):
         out_dir: where ``results_nusc.json`` and the devkit's ``metrics_summary.json`` / ``metrics_details.json``
             go (the tools set ``<work-dir>/eval``; None: a temporary folder).
         score_thr: predictions below it are left out of the submission.
+        backend: "fast" (our array evaluation: the devkit's numbers in seconds), "devkit" (DetectionEval itself) or
+            "both" (both, failing on any difference; the devkit's files go to ``out_dir/devkit``).
     Returns metrics named ``NuScenes/mAP``, ``NuScenes/NDS``, ``NuScenes/mATE`` … and ``NuScenes/AP_<class>``.
     """
 
@@ -41,13 +45,14 @@ class NuScenesMetric(BaseMetric):
 
     def __init__(self, data_root: str, version: Optional[str] = None, eval_set: Optional[str] = None,
                  classes: Sequence[str] = CLASSES, eval_config: str = "detection_cvpr_2019",
-                 out_dir: Optional[str] = None, score_thr: float = 0.0, collect_device: str = "cpu",
-                 prefix: Optional[str] = None):
+                 out_dir: Optional[str] = None, score_thr: float = 0.0, backend: str = "fast",
+                 collect_device: str = "cpu", prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.data_root = str(data_root)
         self.version, self.eval_set = resolve_split(self.data_root, version, eval_set)
         self.classes, self.eval_config = tuple(classes), eval_config
         self.out_dir, self.score_thr = out_dir, score_thr
+        self.backend = check_backend(backend)
         self._nusc = None
 
     def process(self, data_batch: dict, data_samples: Sequence) -> None:
@@ -68,9 +73,6 @@ class NuScenesMetric(BaseMetric):
         return self._nusc
 
     def compute_metrics(self, results: List) -> Dict[str, float]:
-        from nuscenes.eval.common.config import config_factory
-        from nuscenes.eval.detection.evaluate import DetectionEval
-
         out_dir = Path(self.out_dir or tempfile.mkdtemp(prefix="p3d-eval-"))
         out_dir.mkdir(parents=True, exist_ok=True)
         predicted = {token: records for token, records in results}
@@ -84,9 +86,8 @@ class NuScenesMetric(BaseMetric):
         submission = {"meta": SUBMISSION_META, "results": {t: predicted.get(t, []) for t in sorted(split)}}
         path = out_dir / "results_nusc.json"
         atomic_write(path, json.dumps(submission).encode())
-        evaluator = DetectionEval(self.nusc(), config_factory(self.eval_config), str(path), eval_set=self.eval_set,
-                                  output_dir=str(out_dir), verbose=True)
-        summary = evaluator.main(plot_examples=0, render_curves=False)
+        summary = evaluate_detection_file(str(path), self.nusc(), self.eval_set, str(out_dir), self.backend,
+                                          self.eval_config)
         metrics = {"mAP": summary["mean_ap"], "NDS": summary["nd_score"]}
         metrics.update({short: summary["tp_errors"][name] for name, short in self.TP_NAMES.items()})
         metrics.update({f"AP_{name}": ap for name, ap in summary["mean_dist_aps"].items()})

@@ -1,0 +1,362 @@
+"""The devkit's evaluation inputs as arrays: the split's samples, its ground truth, a submission, and the
+filters both go through (``nuscenes.eval.common.loaders``: load_gt, load_prediction, add_center_dist,
+filter_eval_boxes), with the devkit's checks and its order of boxes, one row per box instead of one object."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+TASKS = ("det", "track")
+MAX_TIME_DIFF = 1.5  # s: NuScenes.box_velocity's default, doubled for a centred difference
+
+
+def class_names(task: str) -> Tuple[str, ...]:
+    """The devkit's class names of ``task`` ("det": DETECTION_NAMES, "track": TRACKING_NAMES)."""
+    if task == "det":
+        from nuscenes.eval.detection.constants import DETECTION_NAMES
+
+        return tuple(DETECTION_NAMES)
+    if task == "track":
+        from nuscenes.eval.tracking.constants import TRACKING_NAMES
+
+        return tuple(TRACKING_NAMES)
+    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
+def attribute_names() -> Tuple[str, ...]:
+    from nuscenes.eval.detection.constants import ATTRIBUTE_NAMES
+
+    return tuple(ATTRIBUTE_NAMES)
+
+
+@dataclass
+class SampleTable:
+    """The samples of one devkit split, in ``nusc.sample`` order.
+
+    tokens: S sample tokens. scene: (S,) int64 index into ``scene_tokens``. timestamp: (S,) int64 µs.
+    ego_translation: (S, 3) float64, the ego pose of each sample's LIDAR_TOP sample_data (global frame, m).
+    scene_samples: per scene, its samples' indices from first to last (``scene.first_sample_token`` → ``next``).
+    bike_racks: sample index → the devkit ``Box`` es of its ``static_object.bicycle_rack`` annotations.
+    """
+
+    tokens: List[str]
+    scene: np.ndarray
+    scene_tokens: List[str]
+    timestamp: np.ndarray
+    ego_translation: np.ndarray
+    scene_samples: List[np.ndarray]
+    bike_racks: Dict[int, list] = field(default_factory=dict)
+
+    def index(self) -> Dict[str, int]:
+        return {token: i for i, token in enumerate(self.tokens)}
+
+
+@dataclass
+class EvalBoxArrays:
+    """N boxes in the devkit's order (samples as ``EvalBoxes.sample_tokens`` lists them, boxes in list order).
+
+    sample: (N,) int64 index into the SampleTable. translation (N, 3), size (N, 3) wlh, rotation (N, 4) wxyz,
+    velocity (N, 2) (NaN where the devkit's box_velocity gives NaN): float64, global frame, m, m/s.
+    ego_dist: (N,) xy distance to the sample's ego pose. num_pts: (N,) lidar + radar points (-1: a prediction).
+    label: (N,) index into ``names``. score: (N,) (-1.0: ground truth). attribute: (N,) index into the devkit's
+    ATTRIBUTE_NAMES, -1 for none. track: (N,) index into ``track_ids`` (-1 for detection boxes).
+    sample_order: the sample indices in the order the devkit iterates them (its dict's insertion order).
+    """
+
+    sample: np.ndarray
+    translation: np.ndarray
+    size: np.ndarray
+    rotation: np.ndarray
+    velocity: np.ndarray
+    ego_dist: np.ndarray
+    num_pts: np.ndarray
+    label: np.ndarray
+    score: np.ndarray
+    attribute: np.ndarray
+    track: np.ndarray
+    names: Tuple[str, ...]
+    track_ids: List[str]
+    sample_order: np.ndarray
+
+    ROW_FIELDS = ("sample", "translation", "size", "rotation", "velocity", "ego_dist", "num_pts", "label",
+                  "score", "attribute", "track")
+
+    def __len__(self) -> int:
+        return len(self.sample)
+
+    def take(self, keep: np.ndarray) -> "EvalBoxArrays":
+        """The rows where the boolean (N,) ``keep`` is true (or the given row indices), order kept."""
+        rows = {name: getattr(self, name)[keep] for name in self.ROW_FIELDS}
+        return EvalBoxArrays(**rows, names=self.names, track_ids=self.track_ids, sample_order=self.sample_order)
+
+
+def _ego_dist(translation: np.ndarray, sample: np.ndarray, samples: SampleTable) -> np.ndarray:
+    """add_center_dist + EvalBox.ego_dist: sqrt(dx² + dy²) to the sample's ego pose."""
+    d = translation[:, :2] - samples.ego_translation[sample, :2]
+    return np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2)
+
+
+def load_samples(nusc, eval_set: str) -> SampleTable:
+    """The samples of ``eval_set`` (a devkit split or a custom split of the data root's splits.json), with the
+    devkit's check that the split belongs to ``nusc.version`` (load_gt's)."""
+    from nuscenes.utils.splits import create_splits_scenes, get_scenes_of_split, is_predefined_split
+
+    version = nusc.version
+    if is_predefined_split(eval_set):
+        wanted = {"train": "trainval", "val": "trainval", "train_detect": "trainval", "train_track": "trainval",
+                  "mini_train": "mini", "mini_val": "mini", "test": "test"}.get(eval_set)
+        if wanted is None or not version.endswith(wanted):
+            raise ValueError(f"eval set {eval_set!r} is not a split of nuScenes {version} (the devkit's load_gt "
+                             f"refuses it)")
+        scene_names = set(create_splits_scenes()[eval_set])
+    else:
+        scene_names = set(get_scenes_of_split(eval_set, nusc))
+    if not nusc.sample:
+        raise ValueError(f"nuScenes {version} under {nusc.dataroot} has no samples")
+    if eval_set == "test" and not nusc.sample_annotation:
+        raise ValueError("the test split's annotations are not public: nothing to evaluate against")
+    tokens, scene_of, stamps, ego = [], [], [], []
+    scene_index: Dict[str, int] = {}
+    for sample in nusc.sample:
+        scene = nusc.get("scene", sample["scene_token"])
+        if scene["name"] not in scene_names:
+            continue
+        tokens.append(sample["token"])
+        scene_of.append(scene_index.setdefault(scene["token"], len(scene_index)))
+        stamps.append(sample["timestamp"])
+        sd = nusc.get("sample_data", sample["data"]["LIDAR_TOP"])
+        ego.append(nusc.get("ego_pose", sd["ego_pose_token"])["translation"])
+    index = {t: i for i, t in enumerate(tokens)}
+    scene_samples = []
+    for scene_token in scene_index:
+        scene = nusc.get("scene", scene_token)
+        chain, token = [], scene["first_sample_token"]
+        while token:  # the devkit's create_tracks walks first → last the same way
+            chain.append(index[token])  # a split holds whole scenes
+            if token == scene["last_sample_token"]:
+                break
+            token = nusc.get("sample", token)["next"]
+        scene_samples.append(np.asarray(chain, dtype=np.int64))
+    racks = {}
+    for i, token in enumerate(tokens):
+        recs = [nusc.get("sample_annotation", a) for a in nusc.get("sample", token)["anns"]]
+        recs = [r for r in recs if r["category_name"] == "static_object.bicycle_rack"]
+        if recs:
+            from nuscenes.utils.data_classes import Box
+            from pyquaternion import Quaternion
+
+            racks[i] = [Box(r["translation"], r["size"], Quaternion(r["rotation"])) for r in recs]
+    return SampleTable(tokens=tokens, scene=np.asarray(scene_of, dtype=np.int64), scene_tokens=list(scene_index),
+                       timestamp=np.asarray(stamps, dtype=np.int64),
+                       ego_translation=np.asarray(ego, dtype=np.float64).reshape(-1, 3),
+                       scene_samples=scene_samples, bike_racks=racks)
+
+
+def _box_velocity(nusc, anns: List[dict]) -> np.ndarray:
+    """NuScenes.box_velocity(token)[:2] of every annotation record: the centred difference of the previous and
+    next annotations' translations over their samples' times (one-sided at a track's ends), NaN for a lone
+    annotation or a gap over 1.5 s (3 s centred). (A, 2) float64, the devkit's float operations."""
+    n = len(anns)
+    first = np.empty((n, 3))
+    last = np.empty((n, 3))
+    t_first = np.empty(n, dtype=np.int64)
+    t_last = np.empty(n, dtype=np.int64)
+    both = np.zeros(n, dtype=bool)
+    lone = np.zeros(n, dtype=bool)
+    stamp = {}
+
+    def timestamp(sample_token):
+        if sample_token not in stamp:
+            stamp[sample_token] = nusc.get("sample", sample_token)["timestamp"]
+        return stamp[sample_token]
+
+    for i, ann in enumerate(anns):
+        prev = nusc.get("sample_annotation", ann["prev"]) if ann["prev"] else None
+        nxt = nusc.get("sample_annotation", ann["next"]) if ann["next"] else None
+        lone[i] = prev is None and nxt is None
+        both[i] = prev is not None and nxt is not None
+        a, b = prev or ann, nxt or ann
+        first[i], last[i] = a["translation"], b["translation"]
+        t_first[i], t_last[i] = timestamp(a["sample_token"]), timestamp(b["sample_token"])
+    time_diff = 1e-6 * t_last.astype(np.float64) - 1e-6 * t_first.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        velocity = (last - first)[:, :2] / time_diff[:, None]
+    too_long = time_diff > np.where(both, 2 * MAX_TIME_DIFF, MAX_TIME_DIFF)
+    velocity[lone | too_long] = np.nan
+    return velocity
+
+
+def load_ground_truth(nusc, samples: SampleTable, task: str = "det") -> EvalBoxArrays:
+    """The annotations of ``samples`` as the devkit's load_gt reads them (DetectionBox for "det", TrackingBox
+    for "track"): categories mapped to the task's names (others dropped), at most one attribute, velocity from
+    box_velocity, num_pts = lidar + radar points, the tracking id = the instance token. Not yet filtered."""
+    names = class_names(task)
+    if task == "det":
+        from nuscenes.eval.detection.utils import category_to_detection_name as to_name
+    else:
+        from nuscenes.eval.tracking.utils import category_to_tracking_name as to_name
+    name_index = {name: i for i, name in enumerate(names)}
+    attr_index = {a: i for i, a in enumerate(attribute_names())}
+    attr_of_token = {a["token"]: a["name"] for a in nusc.attribute}
+    anns, sample, label, attribute, track = [], [], [], [], []
+    track_ids: Dict[str, int] = {}
+    for i, token in enumerate(samples.tokens):
+        for ann_token in nusc.get("sample", token)["anns"]:
+            ann = nusc.get("sample_annotation", ann_token)
+            name = to_name(ann["category_name"])
+            if name is None:
+                continue
+            if task == "det":
+                if len(ann["attribute_tokens"]) > 1:
+                    raise ValueError(f"annotation {ann_token} has {len(ann['attribute_tokens'])} attributes: the "
+                                     f"devkit allows at most one")
+                attribute.append(attr_index[attr_of_token[ann["attribute_tokens"][0]]]
+                                 if ann["attribute_tokens"] else -1)
+                track.append(-1)
+            else:
+                attribute.append(-1)
+                track.append(track_ids.setdefault(ann["instance_token"], len(track_ids)))
+            anns.append(ann)
+            sample.append(i)
+            label.append(name_index[name])
+    sample = np.asarray(sample, dtype=np.int64)
+    translation = np.asarray([a["translation"] for a in anns], dtype=np.float64).reshape(-1, 3)
+    return EvalBoxArrays(
+        sample=sample, translation=translation,
+        size=np.asarray([a["size"] for a in anns], dtype=np.float64).reshape(-1, 3),
+        rotation=np.asarray([a["rotation"] for a in anns], dtype=np.float64).reshape(-1, 4),
+        velocity=_box_velocity(nusc, anns).reshape(-1, 2),
+        ego_dist=_ego_dist(translation, sample, samples),
+        num_pts=np.asarray([a["num_lidar_pts"] + a["num_radar_pts"] for a in anns], dtype=np.int64),
+        label=np.asarray(label, dtype=np.int64), score=np.full(len(anns), -1.0),
+        attribute=np.asarray(attribute, dtype=np.int64), track=np.asarray(track, dtype=np.int64),
+        names=names, track_ids=list(track_ids), sample_order=np.arange(len(samples.tokens), dtype=np.int64))
+
+
+class SubmissionError(ValueError):
+    """A submission the devkit refuses (its assertion, said with the file and the offending sample or box)."""
+
+
+def _read_submission(submission: Union[str, Path, dict]) -> Tuple[dict, str]:
+    if isinstance(submission, dict):
+        return submission, "the submission"
+    path = Path(submission)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: no such submission file")
+    try:
+        with open(path) as f:
+            return json.load(f), str(path)
+    except json.JSONDecodeError as err:
+        raise SubmissionError(f"{path}: not valid JSON ({err})") from None
+
+
+def load_submission(submission: Union[str, Path, dict], samples: SampleTable, task: str = "det",
+                    max_boxes: int = 500) -> Tuple[EvalBoxArrays, dict]:
+    """A devkit submission (a path to its JSON, or the loaded dict) → (boxes, meta), refused as the devkit's
+    load_prediction + DetectionEval/TrackingEval refuse it: no ``results`` or ``meta``, samples other than the
+    split's, more than ``max_boxes`` boxes in a sample, an unknown class or attribute, NaN in a translation,
+    size, rotation or score, wrong lengths. Velocity may be NaN (its error then counts as NaN, as the devkit's)."""
+    data, where = _read_submission(submission)
+    if not isinstance(data, dict) or "results" not in data:
+        raise SubmissionError(f"{where}: no field 'results' (the devkit's result format: "
+                              f"{{'meta': {{...}}, 'results': {{sample_token: [box, ...]}}}})")
+    if "meta" not in data:
+        raise SubmissionError(f"{where}: no field 'meta' (use_camera, use_lidar, use_radar, use_map, use_external)")
+    if not isinstance(data["meta"], dict):
+        raise SubmissionError(f"{where}: 'meta' must be a dict, got {type(data['meta']).__name__}")
+    results = data["results"]
+    if not isinstance(results, dict):
+        raise SubmissionError(f"{where}: 'results' must map sample tokens to lists of boxes")
+    index = samples.index()
+    extra = [t for t in results if t not in index]
+    missing = len(index) - (len(results) - len(extra))
+    if extra or missing:
+        raise SubmissionError(f"{where}: samples in split doesn't match samples in predictions (the devkit's "
+                              f"assertion): {missing} of the split's {len(index)} samples missing, {len(extra)} "
+                              f"not in the split{' (e.g. ' + extra[0] + ')' if extra else ''}")
+    names = class_names(task)
+    name_index = {name: i for i, name in enumerate(names)}
+    attr_index = {a: i for i, a in enumerate(attribute_names())}
+    attr_index[""] = -1
+    name_key, score_key = ("detection_name", "detection_score") if task == "det" else \
+        ("tracking_name", "tracking_score")
+    records, sample = [], []
+    for token, boxes in results.items():
+        if len(boxes) > max_boxes:
+            raise SubmissionError(f"{where}: sample {token} has {len(boxes)} boxes: only <= {max_boxes} boxes per "
+                                  f"sample allowed")
+        records.extend(boxes)
+        sample.extend([index[token]] * len(boxes))
+
+    def column(key, width, dtype=np.float64):
+        try:
+            values = np.asarray([r[key] for r in records], dtype=dtype)
+        except KeyError:
+            raise SubmissionError(f"{where}: a box without '{key}'") from None
+        except (ValueError, TypeError):
+            bad = next(r for r in records if np.ndim(r[key]) != 1 or len(r[key]) != width)
+            raise SubmissionError(f"{where}: {key} must have {width} numbers, got {bad[key]!r} in sample "
+                                  f"{bad.get('sample_token')}") from None
+        if len(records) and values.shape[1:] != (width,):
+            raise SubmissionError(f"{where}: {key} must have {width} numbers")
+        return values.reshape(-1, width)
+
+    translation, size = column("translation", 3), column("size", 3)
+    rotation, velocity = column("rotation", 4), column("velocity", 2)
+    for key, values in (("translation", translation), ("size", size), ("rotation", rotation)):
+        if np.isnan(values).any():
+            row = int(np.isnan(values).any(axis=1).argmax())
+            raise SubmissionError(f"{where}: {key} may not be NaN (sample {records[row].get('sample_token')})")
+    label, attribute, score, track = [], [], [], []
+    track_ids: Dict[str, int] = {}
+    for r in records:
+        name = r.get(name_key)
+        if name not in name_index:
+            raise SubmissionError(f"{where}: unknown {name_key} {name!r} (one of {', '.join(names)})")
+        label.append(name_index[name])
+        try:
+            score.append(float(r[score_key]) if score_key in r else -1.0)
+        except (TypeError, ValueError):
+            raise SubmissionError(f"{where}: {score_key} must be a number, got {r[score_key]!r}") from None
+        if task == "det":
+            if r.get("attribute_name") not in attr_index:
+                raise SubmissionError(f"{where}: unknown attribute_name {r.get('attribute_name')!r}")
+            attribute.append(attr_index[r["attribute_name"]])
+            track.append(-1)
+        else:
+            if "tracking_id" not in r:
+                raise SubmissionError(f"{where}: a box without 'tracking_id'")
+            attribute.append(-1)
+            track.append(track_ids.setdefault(r["tracking_id"], len(track_ids)))
+    score = np.asarray(score, dtype=np.float64)
+    if np.isnan(score).any():
+        raise SubmissionError(f"{where}: {score_key} may not be NaN")
+    sample = np.asarray(sample, dtype=np.int64)
+    boxes = EvalBoxArrays(
+        sample=sample, translation=translation, size=size, rotation=rotation, velocity=velocity,
+        ego_dist=_ego_dist(translation, sample, samples), num_pts=np.full(len(records), -1, dtype=np.int64),
+        label=np.asarray(label, dtype=np.int64), score=score, attribute=np.asarray(attribute, dtype=np.int64),
+        track=np.asarray(track, dtype=np.int64), names=names, track_ids=list(track_ids),
+        sample_order=np.asarray([index[t] for t in results], dtype=np.int64))
+    return boxes, data["meta"]
+
+
+def filter_boxes(boxes: EvalBoxArrays, samples: SampleTable, class_range: Dict[str, float]) -> EvalBoxArrays:
+    """filter_eval_boxes: keep boxes nearer the ego than their class's range, drop ground truth without a lidar
+    or radar point (num_pts == 0), drop bicycles and motorcycles whose centre lies in a bike rack."""
+    max_dist = np.asarray([class_range[name] for name in boxes.names], dtype=np.float64)
+    keep = (boxes.ego_dist < max_dist[boxes.label]) & (boxes.num_pts != 0)
+    cycles = [i for i, name in enumerate(boxes.names) if name in ("bicycle", "motorcycle")]
+    if samples.bike_racks and cycles:
+        from nuscenes.utils.geometry_utils import points_in_box
+
+        for row in np.flatnonzero(keep & np.isin(boxes.label, cycles)):
+            racks = samples.bike_racks.get(int(boxes.sample[row]), ())
+            centre = boxes.translation[row].reshape(3, 1)
+            if any(np.sum(points_in_box(rack, centre)) > 0 for rack in racks):
+                keep[row] = False
+    return boxes.take(keep)
