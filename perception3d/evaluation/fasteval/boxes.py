@@ -20,10 +20,11 @@ def class_names(task: str) -> Tuple[str, ...]:
         from nuscenes.eval.detection.constants import DETECTION_NAMES
 
         return tuple(DETECTION_NAMES)
-    if task == "track":
-        from nuscenes.eval.tracking.constants import TRACKING_NAMES
+    if task == "track":  # the devkit keeps them in its tracking_nips_2019 config (tracking/constants has none)
+        import nuscenes.eval.tracking
 
-        return tuple(TRACKING_NAMES)
+        config = Path(nuscenes.eval.tracking.__file__).parent / "configs" / "tracking_nips_2019.json"
+        return tuple(json.loads(config.read_text())["tracking_names"])
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
