@@ -226,7 +226,7 @@ def refusals(nusc):
         "NaN in a box": ({**full, tokens[0]: [{**box, "translation": [float("nan"), 0.0, 0.0]}]},
                          "translation may not be NaN"),
         "a box without a score": ({**full, tokens[0]: [{**box, "detection_score": None}]},
-                                  "detection_score must be a number"),
+                                  "detection_score must be a number, not NaN or null"),
     }
 
 

@@ -108,6 +108,8 @@ def test_create_data_synthetic_writes_a_world_the_devkit_reads(tmp_path):
     ("model", ["--config", "configs/voxelnext/voxelnext_tiny_synthetic.py", "--repeat", "1"],
      r"whole frame +[0-9.]+ ms"),
     ("track", ["--boxes", "20", "--frames", "20"], r"frames/s .*1\.00x the default\)"),
+    ("eval", ["--task", "det", "--scenes", "2", "--frames", "10", "--boxes", "40"],
+     r"detection: 800 boxes; devkit +[0-9.]+ s, fast +[0-9.]+ s: .* every number equal to 1e-9: yes"),
 ])
 def test_benchmark_mode_runs_and_prints_its_reference(mode, args, reference, synthetic_root):
     extra = ["--data-root", synthetic_root] if mode == "data" else []

@@ -4,6 +4,7 @@
     python tools/benchmark.py ops [--repeat 5]
     python tools/benchmark.py model [--config configs/voxelnext/voxelnext_voxel0075_nus.py] [--repeat 3]
     python tools/benchmark.py track [--boxes 200] [--frames 200]
+    python tools/benchmark.py eval [--task det|track|both] [--scenes 150] [--frames 40] [--boxes 300]
 
 data: key frames per second through LoadPoints + LoadSweeps(10) + global augmentation on one worker (reference:
 the devkit's LidarPointCloud.from_file_multisweep on the same frames), and info creation samples per second on
@@ -19,10 +20,17 @@ model: one nuScenes-size frame (the same ≈ 300k points) through a detector con
 ms/frame in fp32 and under fp16 autocast.
 
 track: tracker frames per second on a scene of 200 moving boxes per frame: the default, CenterPoint's motion, Hungarian.
+
+eval: the nuScenes evaluation of a full-val-size case built in a temporary folder (tables of 150 val scenes × 40
+key frames, about 30 annotated objects per frame; a detection submission of 300 boxes per sample, a tracking
+submission with switches, fragments and false tracks): our fast evaluation beside the devkit's DetectionEval /
+TrackingEval in the same run, on one core, from the submission file to the two metric files (the loading of the
+devkit's tables is not timed), with every number of the two compared.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -309,6 +317,71 @@ def bench_track(boxes_per_frame: int, frames: int) -> None:
               f"boxes; {fps / reference:.2f}x the default)")
 
 
+def bench_eval(task: str, scenes: int, frames: int, boxes: int) -> None:
+    import io
+    import json
+    import os
+
+    from nuscenes import NuScenes
+
+    from perception3d.evaluation.backends import (evaluate_detection_file, evaluate_tracking_file,
+                                                  metric_differences)
+    from perception3d.evaluation.fasteval.bench_case import (detection_submission, tracking_submission,
+                                                             write_eval_tables)
+
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, for both sides
+    root = Path(tempfile.mkdtemp(prefix="p3d-bench-eval-"))
+    version = write_eval_tables(str(root), scenes, frames)
+    nusc = NuScenes(version, dataroot=str(root), verbose=False)
+    print(f"case: {len(nusc.sample)} samples of {scenes} val scenes, {len(nusc.sample_annotation)} annotations "
+          f"(tables in {root}); one core. Times from the parsed submission (json.load of the file, the same call "
+          f"on both sides, is timed on its own)")
+    for name in (["det", "track"] if task == "both" else [task]):
+        submission = (detection_submission(nusc, "val", boxes) if name == "det" else tracking_submission(nusc, "val"))
+        path = root / f"{name}_submission.json"
+        path.write_text(json.dumps(submission))
+        n_boxes = sum(map(len, submission["results"].values()))
+        t0 = time.perf_counter()
+        with open(path) as f:
+            submission = json.load(f)
+        parse = time.perf_counter() - t0
+        evaluate = evaluate_detection_file if name == "det" else evaluate_tracking_file
+        times = {}
+        for backend in ("fast", "devkit"):
+            with contextlib.redirect_stdout(io.StringIO()), _preloaded(nusc, path, submission):
+                t0 = time.perf_counter()
+                evaluate(str(path), nusc, "val", str(root / f"{name}_{backend}"), backend=backend, verbose=False,
+                         submission=submission)
+                times[backend] = time.perf_counter() - t0
+        problems = [d for f in ("metrics_summary.json", "metrics_details.json")
+                    for d in metric_differences(json.loads((root / f"{name}_fast" / f).read_text()),
+                                                json.loads((root / f"{name}_devkit" / f).read_text()))]
+        what = "detection" if name == "det" else "tracking"
+        print(f"{what:9s}: {n_boxes} boxes; devkit {times['devkit']:8.2f} s, fast {times['fast']:7.2f} s: "
+              f"{times['devkit'] / times['fast']:.1f}x faster (from the file, json.load {parse:.2f} s added to "
+              f"both: {(times['devkit'] + parse) / (times['fast'] + parse):.1f}x); every number equal to 1e-9: "
+              f"{'yes' if not problems else 'NO (' + problems[0] + ')'}")
+
+
+@contextlib.contextmanager
+def _preloaded(nusc, path: Path, submission: dict):
+    """The devkit gets what the fast side gets: the loaded tables (TrackingEval loads them itself) and the
+    parsed submission (its load_prediction reads the file with json.load)."""
+    import json
+
+    import nuscenes.eval.common.loaders as loaders
+    import nuscenes.eval.tracking.evaluate as tracking_evaluate
+
+    load_tables, load_json = tracking_evaluate.NuScenes, loaders.json
+    tracking_evaluate.NuScenes = lambda *args, **kwargs: nusc
+    loaders.json = type("parsed", (), {"load": staticmethod(
+        lambda f: submission if Path(f.name) == path else json.load(f))})
+    try:
+        yield
+    finally:
+        tracking_evaluate.NuScenes, loaders.json = load_tables, load_json
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -323,8 +396,15 @@ def main(argv=None) -> int:
     track = sub.add_parser("track", help="tracker frames per second")
     track.add_argument("--boxes", type=int, default=200)
     track.add_argument("--frames", type=int, default=200)
+    ev = sub.add_parser("eval", help="nuScenes evaluation time against the devkit's")
+    ev.add_argument("--task", choices=["det", "track", "both"], default="both")
+    ev.add_argument("--scenes", type=int, default=150, help="val scenes (150: the whole val split)")
+    ev.add_argument("--frames", type=int, default=40, help="key frames per scene")
+    ev.add_argument("--boxes", type=int, default=300, help="detection boxes per sample")
     args = parser.parse_args(argv)
-    if args.what == "data":
+    if args.what == "eval":
+        bench_eval(args.task, args.scenes, args.frames, args.boxes)
+    elif args.what == "data":
         bench_data(args.data_root, args.frames)
     elif args.what == "ops":
         bench_ops(args.repeat)

@@ -65,9 +65,11 @@ def _compare(out_dir: Path, devkit_dir: Path) -> None:
 
 
 def evaluate_detection_file(result_path: str, nusc, eval_set: str, out_dir: str, backend: str = "fast",
-                            config: str = "detection_cvpr_2019", verbose: bool = True) -> Dict:
+                            config: str = "detection_cvpr_2019", verbose: bool = True,
+                            submission: Optional[dict] = None) -> Dict:
     """Score the detection submission ``result_path`` on ``eval_set`` of the loaded tables ``nusc`` → the
-    devkit's metrics summary dict (mean_ap, nd_score, tp_errors, mean_dist_aps, label_aps, …)."""
+    devkit's metrics summary dict (mean_ap, nd_score, tp_errors, mean_dist_aps, label_aps, …). ``submission``:
+    the file's content when the caller has it loaded (the fast backend then skips reading it)."""
     from nuscenes.eval.common.config import config_factory
 
     check_backend(backend)
@@ -86,7 +88,8 @@ def evaluate_detection_file(result_path: str, nusc, eval_set: str, out_dir: str,
                            print_detection_summary)
 
     samples = load_samples(nusc, eval_set)
-    pred, meta = load_submission(result_path, samples, "det", cfg.max_boxes_per_sample)
+    pred, meta = load_submission(result_path if submission is None else submission, samples, "det",
+                                 cfg.max_boxes_per_sample)
     gt = load_ground_truth(nusc, samples, "det")
     if verbose:
         print(f"Fast nuScenes detection evaluation of {result_path}: {len(pred)} predicted and {len(gt)} "
@@ -104,9 +107,11 @@ def evaluate_detection_file(result_path: str, nusc, eval_set: str, out_dir: str,
 
 
 def evaluate_tracking_file(result_path: str, nusc, eval_set: str, out_dir: str, backend: str = "fast",
-                           config: str = "tracking_nips_2019", verbose: bool = True) -> Dict:
+                           config: str = "tracking_nips_2019", verbose: bool = True,
+                           submission: Optional[dict] = None) -> Dict:
     """Score the tracking submission ``result_path`` on ``eval_set`` of the loaded tables ``nusc`` → the
-    devkit's tracking summary dict (amota, amotp, mota, ids, …, label_metrics per class)."""
+    devkit's tracking summary dict (amota, amotp, mota, ids, …, label_metrics per class). ``submission``: the
+    file's content when the caller has it loaded."""
     from nuscenes.eval.common.config import config_factory
 
     check_backend(backend)
@@ -125,7 +130,8 @@ def evaluate_tracking_file(result_path: str, nusc, eval_set: str, out_dir: str, 
     from .fasteval.tracking import evaluate_tracking, print_tracking_summary
 
     samples = load_samples(nusc, eval_set)
-    pred, meta = load_submission(result_path, samples, "track", cfg.max_boxes_per_sample)
+    pred, meta = load_submission(result_path if submission is None else submission, samples, "track",
+                                 cfg.max_boxes_per_sample)
     gt = load_ground_truth(nusc, samples, "track")
     if verbose:
         print(f"Fast nuScenes tracking evaluation of {result_path}: {len(pred)} predicted and {len(gt)} "

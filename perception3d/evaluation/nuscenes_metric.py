@@ -87,7 +87,7 @@ class NuScenesMetric(BaseMetric):
         path = out_dir / "results_nusc.json"
         atomic_write(path, json.dumps(submission).encode())
         summary = evaluate_detection_file(str(path), self.nusc(), self.eval_set, str(out_dir), self.backend,
-                                          self.eval_config)
+                                          self.eval_config, submission=submission)
         metrics = {"mAP": summary["mean_ap"], "NDS": summary["nd_score"]}
         metrics.update({short: summary["tp_errors"][name] for name, short in self.TP_NAMES.items()})
         metrics.update({f"AP_{name}": ap for name, ap in summary["mean_dist_aps"].items()})

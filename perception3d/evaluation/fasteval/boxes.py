@@ -4,7 +4,9 @@ filter_eval_boxes), with the devkit's checks and its order of boxes, one row per
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -285,63 +287,80 @@ def load_submission(submission: Union[str, Path, dict], samples: SampleTable, ta
     attr_index[""] = -1
     name_key, score_key = ("detection_name", "detection_score") if task == "det" else \
         ("tracking_name", "tracking_score")
-    records, sample = [], []
+    records, sample, keys = [], [], []
     for token, boxes in results.items():
         if len(boxes) > max_boxes:
             raise SubmissionError(f"{where}: sample {token} has {len(boxes)} boxes: only <= {max_boxes} boxes per "
                                   f"sample allowed")
         records.extend(boxes)
         sample.extend([index[token]] * len(boxes))
+        keys.extend([token] * len(boxes))
 
-    def column(key, width, dtype=np.float64):
+    # one C-level pass per field (map + itemgetter), not a Python loop per box
+    def field(key, default=None):
         try:
-            values = np.asarray([r[key] for r in records], dtype=dtype)
+            return list(map(itemgetter(key), records))
         except KeyError:
-            raise SubmissionError(f"{where}: a box without '{key}'") from None
-        except (ValueError, TypeError):
-            bad = next(r for r in records if np.ndim(r[key]) != 1 or len(r[key]) != width)
-            raise SubmissionError(f"{where}: {key} must have {width} numbers, got {bad[key]!r} in sample "
-                                  f"{bad.get('sample_token')}") from None
-        if len(records) and values.shape[1:] != (width,):
-            raise SubmissionError(f"{where}: {key} must have {width} numbers")
-        return values.reshape(-1, width)
+            if default is None:
+                raise SubmissionError(f"{where}: a box without '{key}'") from None
+            return [r.get(key, default) for r in records]
+        except TypeError:
+            raise SubmissionError(f"{where}: each box must be a dict (a JSON object)") from None
 
-    translation, size = column("translation", 3), column("size", 3)
-    rotation, velocity = column("rotation", 4), column("velocity", 2)
+    def numbers(key, width):
+        values = field(key)
+        try:
+            if values and set(map(len, values)) != {width}:
+                raise TypeError
+            return np.fromiter(chain.from_iterable(values), np.float64, count=width * len(values)).reshape(-1, width)
+        except (TypeError, ValueError):
+            bad = next((r for r in records if np.ndim(r[key]) != 1 or len(r[key]) != width or
+                        not all(isinstance(v, (int, float)) for v in r[key])), records[0])
+            raise SubmissionError(f"{where}: {key} must be {width} numbers, got {bad[key]!r} in sample "
+                                  f"{bad.get('sample_token')}") from None
+
+    # the devkit matches a box against the ground truth of its own sample_token but measures its range from the
+    # sample it is listed under: a box listed under another sample is refused rather than scored both ways
+    listed = field("sample_token")
+    if listed != keys:
+        k = next(i for i, (a, b) in enumerate(zip(listed, keys)) if a != b)
+        raise SubmissionError(f"{where}: a box listed under sample {keys[k]} has sample_token {listed[k]!r}")
+    translation, size = numbers("translation", 3), numbers("size", 3)
+    rotation, velocity = numbers("rotation", 4), numbers("velocity", 2)
     for key, values in (("translation", translation), ("size", size), ("rotation", rotation)):
         if np.isnan(values).any():
             row = int(np.isnan(values).any(axis=1).argmax())
-            raise SubmissionError(f"{where}: {key} may not be NaN (sample {records[row].get('sample_token')})")
-    label, attribute, score, track = [], [], [], []
-    track_ids: Dict[str, int] = {}
-    for r in records:
-        name = r.get(name_key)
-        if name not in name_index:
-            raise SubmissionError(f"{where}: unknown {name_key} {name!r} (one of {', '.join(names)})")
-        label.append(name_index[name])
-        try:
-            score.append(float(r[score_key]) if score_key in r else -1.0)
-        except (TypeError, ValueError):
-            raise SubmissionError(f"{where}: {score_key} must be a number, got {r[score_key]!r}") from None
-        if task == "det":
-            if r.get("attribute_name") not in attr_index:
-                raise SubmissionError(f"{where}: unknown attribute_name {r.get('attribute_name')!r}")
-            attribute.append(attr_index[r["attribute_name"]])
-            track.append(-1)
-        else:
-            if "tracking_id" not in r:
-                raise SubmissionError(f"{where}: a box without 'tracking_id'")
-            attribute.append(-1)
-            track.append(track_ids.setdefault(r["tracking_id"], len(track_ids)))
-    score = np.asarray(score, dtype=np.float64)
+            raise SubmissionError(f"{where}: {key} may not be NaN (sample {keys[row]})")
+    label = list(map(name_index.get, field(name_key)))
+    if None in label:
+        name = records[label.index(None)].get(name_key)
+        raise SubmissionError(f"{where}: unknown {name_key} {name!r} (one of {', '.join(names)})")
+    label = np.asarray(label, dtype=np.int64)
+    score = field(score_key, -1.0)  # the devkit's deserialize: float(score), -1.0 where a box has none
+    try:
+        score = np.asarray(score, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SubmissionError(f"{where}: {score_key} must be a number, got "
+                              f"{next(x for x in score if not isinstance(x, (int, float)))!r}") from None
     if np.isnan(score).any():
-        raise SubmissionError(f"{where}: {score_key} may not be NaN")
+        raise SubmissionError(f"{where}: {score_key} must be a number, not NaN or null (sample "
+                              f"{keys[int(np.isnan(score).argmax())]})")
+    track_ids: Dict[str, int] = {}
+    if task == "det":
+        attribute = list(map(attr_index.get, field("attribute_name")))
+        if None in attribute:
+            raise SubmissionError(f"{where}: unknown attribute_name "
+                                  f"{records[attribute.index(None)]['attribute_name']!r}")
+        attribute = np.asarray(attribute, dtype=np.int64)
+        track = np.full(len(records), -1, dtype=np.int64)
+    else:
+        attribute = np.full(len(records), -1, dtype=np.int64)
+        track = np.asarray([track_ids.setdefault(t, len(track_ids)) for t in field("tracking_id")], dtype=np.int64)
     sample = np.asarray(sample, dtype=np.int64)
     boxes = EvalBoxArrays(
         sample=sample, translation=translation, size=size, rotation=rotation, velocity=velocity,
         ego_dist=_ego_dist(translation, sample, samples), num_pts=np.full(len(records), -1, dtype=np.int64),
-        label=np.asarray(label, dtype=np.int64), score=score, attribute=np.asarray(attribute, dtype=np.int64),
-        track=np.asarray(track, dtype=np.int64), names=names, track_ids=list(track_ids),
+        label=label, score=score, attribute=attribute, track=track, names=names, track_ids=list(track_ids),
         sample_order=np.asarray([index[t] for t in results], dtype=np.int64))
     return boxes, data["meta"]
 
