@@ -767,14 +767,15 @@ def _check(boxes: EvalBoxArrays, samples: SampleTable, what: str, names: Tuple[s
     for field, width in (("translation", 3), ("label", None), ("score", None), ("track", None)):
         value = np.asarray(getattr(boxes, field))
         if value.shape[:1] != (n,) or (width and value.shape[1:] != (width,)):
-            raise ValueError(f"{what}: {field} has shape {value.shape}, expected ({n}{', %d' % width if width else ''})")
+            expected = (n, width) if width else (n,)
+            raise ValueError(f"{what}: {field} has shape {value.shape}, expected {expected}")
     if n and (boxes.sample.min() < 0 or boxes.sample.max() >= len(samples.tokens)):
         raise ValueError(f"{what}: sample index out of the sample table's {len(samples.tokens)} samples")
     if n and (boxes.label.min() < 0 or boxes.label.max() >= len(boxes.names)):
         raise ValueError(f"{what}: label out of range of its {len(boxes.names)} names")
     if n and (boxes.track.min() < 0 or boxes.track.max() >= len(boxes.track_ids)):
-        raise ValueError(f"{what}: every tracking box needs a tracking id (track index in 0..{len(boxes.track_ids) - 1})"
-                         f", got {boxes.track.min()}..{boxes.track.max()}")
+        raise ValueError(f"{what}: every tracking box needs a tracking id (track index in "
+                         f"0..{len(boxes.track_ids) - 1}), got {boxes.track.min()}..{boxes.track.max()}")
     if not np.isfinite(boxes.translation[:, :2]).all():
         raise ValueError(f"{what}: translation may not be NaN or infinite")
     if not np.isfinite(boxes.score).all():
