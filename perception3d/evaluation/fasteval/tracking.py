@@ -9,9 +9,10 @@ What the devkit does, and where it is mirrored here:
   ``_interpolate``, ``_build_tracks``.
 - ``algo.TrackingEvaluation.accumulate_threshold`` with ``mot.MOTAccumulatorCustom`` (motmetrics 1.4.0
   ``MOTAccumulator.update``): per frame the centre distances (sklearn's ``euclidean_distances``, its float
-  operations reproduced, see ``_calibrate``), the 2 m cut, the previous matches kept, the rest assigned by
-  scipy's ``linear_sum_assignment`` (which motmetrics picks here: ``motmetrics.lap.default_solver`` is 'scipy',
-  lapsolver and lap not being installed; ``_lsa`` is scipy's algorithm step for step, so ties go the same way),
+  operations reproduced: -2 X·Y + |X|² + |Y|² with numpy's BLAS rounding per matrix shape, ``_calibrate``), the
+  2 m cut, the previous matches kept, the rest assigned by scipy's ``linear_sum_assignment`` (which motmetrics
+  picks here: ``motmetrics.lap.default_solver`` is 'scipy', lapsolver and lap not being installed; ``_lsa`` is
+  scipy's algorithm step for step on motmetrics' matrix, large constants included, so ties go the same way),
   switches, misses, false positives → ``_accumulate`` (one numba pass per class and score threshold).
 - the motmetrics metrics the devkit asks for (``utils.create_motmetrics``: num_frames, num_matches, num_switches,
   num_false_positives, num_misses, num_objects, mostly_tracked, mostly_lost, recall, and the devkit's
@@ -21,9 +22,10 @@ What the devkit does, and where it is mirrored here:
   → ``_class_metric_data``, ``evaluate_tracking``. The devkit's own containers (TrackingMetricData,
   TrackingMetrics, TrackingMetricDataList) hold and serialise the result, so the JSON is theirs.
 
-Numbers: every value equals the devkit's bit for bit when the distance formula matches (``_calibrate`` checks
-it against sklearn at first use), including MOTP, whose sum over the event table is reproduced in numpy's own
-pairwise order. ``eval_time`` is this code's time.
+Numbers: every value equals the devkit's bit for bit when the distance formulas match numpy's products
+(``_calibrate`` probes them once per process; ``_EXACT_DISTANCES``), including MOTP, whose sum over the event
+table is reproduced in numpy's own pairwise order and in the devkit's scene order. ``eval_time`` is this code's
+time.
 """
 from __future__ import annotations
 
@@ -94,16 +96,25 @@ def _euclid_matrix(X, Y, dot_mode, norm_mode):
     return out
 
 
+@numba.njit(cache=True)
+def _dot_matrix(X, Y, mode):
+    out = np.empty((X.shape[0], Y.shape[0]))
+    for i in range(X.shape[0]):
+        for j in range(Y.shape[0]):
+            out[i, j] = _dot2(X[i, 0], X[i, 1], Y[j, 0], Y[j, 1], mode)
+    return out
+
+
 def _calibrate() -> np.ndarray:
-    """Which formula reproduces ``sklearn.metrics.pairwise.euclidean_distances`` (what algo.accumulate_threshold
-    calls) bit for bit in each shape class, probed on this machine's numpy/BLAS with nuScenes-like global
-    coordinates. If none does (another BLAS), distances fall back to the plain formula, may differ from the
-    devkit's in the last bits, and a warning says so."""
+    """Which formulas reproduce, in each shape class, the two products ``sklearn.metrics.pairwise.
+    euclidean_distances`` (what algo.accumulate_threshold calls) rounds through: ``X @ Y.T`` (safe_sparse_dot)
+    and ``np.einsum("ij,ij->i", X, X)`` (row_norms), probed once per process on this machine's numpy/BLAS with
+    nuScenes-like global coordinates (sklearn's own import, ~0.5 s, is not needed for it; the tests compare
+    the whole distance with sklearn's). If none does (another BLAS), distances fall back to the plain formula,
+    may differ from the devkit's in the last bits, and a warning says so."""
     global _MODES, _EXACT_DISTANCES
     if _MODES is not None:
         return _MODES
-    from sklearn.metrics.pairwise import euclidean_distances
-
     rng = np.random.default_rng(20190617)
     probes = {SHAPE_DOT: [(1, 1)] * 40, SHAPE_ROW: [(1, 2), (1, 3), (1, 5), (1, 8), (1, 17), (1, 64)],
               SHAPE_COL: [(2, 1), (3, 1), (5, 1), (8, 1), (17, 1), (64, 1)],
@@ -114,17 +125,24 @@ def _calibrate() -> np.ndarray:
         cases = []
         for n, m in shapes:
             X = rng.uniform(-3000.0, 3000.0, (n, 2))
-            Y = X[rng.integers(0, n, m)] + rng.normal(0.0, 1.5, (m, 2))
-            cases.append((X, np.ascontiguousarray(Y), euclidean_distances(X, Y)))
-        for dot_mode, norm_mode in [(1, 0), (2, 0), (0, 0), (1, 1), (2, 2), (1, 2), (2, 1), (0, 1), (0, 2)]:
-            if all(np.array_equal(_euclid_matrix(X, Y, dot_mode, norm_mode), ref) for X, Y, ref in cases):
-                modes[shape_class] = dot_mode, norm_mode
+            Y = np.ascontiguousarray(X[rng.integers(0, n, m)] + rng.normal(0.0, 1.5, (m, 2)))
+            cases.append((X, Y, X @ Y.T, np.einsum("ij,ij->i", X, X), np.einsum("ij,ij->i", Y, Y)))
+        for dot_mode in (1, 2, 0):
+            if all(np.array_equal(_dot_matrix(X, Y, dot_mode), dot) for X, Y, dot, _, _ in cases):
+                modes[shape_class, 0] = dot_mode
+                break
+        else:
+            exact = False
+        for norm_mode in (0, 1, 2):
+            if all(np.array_equal(np.diag(_dot_matrix(A, A, norm_mode)), norms)
+                   for X, Y, _, xx, yy in cases for A, norms in ((X, xx), (Y, yy))):
+                modes[shape_class, 1] = norm_mode
                 break
         else:
             exact = False
     if not exact:
-        warnings.warn("fasteval.tracking: no formula reproduces this machine's sklearn euclidean_distances bit for "
-                      "bit; centre distances may differ from the devkit's in the last bits", RuntimeWarning)
+        warnings.warn("fasteval.tracking: no formula reproduces this machine's numpy/BLAS products bit for bit; "
+                      "centre distances may differ from the devkit's in the last bits", RuntimeWarning)
     _MODES, _EXACT_DISTANCES = modes, exact
     return modes
 
