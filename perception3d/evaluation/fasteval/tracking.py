@@ -143,6 +143,13 @@ def _calibrate() -> np.ndarray:
     if not exact:
         warnings.warn("fasteval.tracking: no formula reproduces this machine's numpy/BLAS products bit for bit; "
                       "centre distances may differ from the devkit's in the last bits", RuntimeWarning)
+    import importlib.util
+
+    # motmetrics.lap._init_standard_solvers takes the first of lapsolver, lap, scipy that is installed
+    other = [name for name in ("lapsolver", "lap") if importlib.util.find_spec(name) is not None]
+    if other:
+        warnings.warn(f"fasteval.tracking: {other[0]} is installed, so motmetrics (the devkit) assigns with it, not "
+                      f"with scipy as here: where distances tie, its matches may differ", RuntimeWarning)
     _MODES, _EXACT_DISTANCES = modes, exact
     return modes
 
