@@ -1,5 +1,7 @@
 """Shared fixtures: one small synthetic world (3 scenes: 2 mini_train + 1 mini_val) per test session."""
+import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +63,18 @@ def rng():
     seed = int(np.random.SeedSequence().entropy % 2 ** 32)
     print(f"seed {seed}")
     return np.random.default_rng(seed)
+
+
+@pytest.fixture(autouse=True)
+def mmengine_logs_to_this_tests_output():
+    """mmengine's logger keeps the stream it was created with: created inside a test that captures output
+    (capsys), it would go on writing into that test's finished buffer, and a later test would not see its
+    warnings. Each test points the logger's console handlers at the process's standard output (file descriptor
+    1, which capfd and pytest's own capture read)."""
+    from mmengine.logging import MMLogger
+
+    for logger in list(MMLogger._instance_dict.values()):
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.stream = sys.__stdout__  # not setStream: it flushes the old, maybe closed, stream
+    yield

@@ -337,7 +337,7 @@ def bench_eval(task: str, scenes: int, frames: int, boxes: int) -> None:
           f"(tables in {root}); one core. Times from the parsed submission (json.load of the file, the same call "
           f"on both sides, is timed on its own)")
     for name in (["det", "track"] if task == "both" else [task]):
-        submission = (detection_submission(nusc, "val", boxes) if name == "det" else tracking_submission(nusc, "val"))
+        submission = detection_submission(nusc, "val", boxes) if name == "det" else tracking_submission(nusc, "val")
         path = root / f"{name}_submission.json"
         path.write_text(json.dumps(submission))
         n_boxes = sum(map(len, submission["results"].values()))

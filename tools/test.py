@@ -1,12 +1,15 @@
-"""Test a trained detector on its config's test split and score it with the official nuscenes-devkit.
+"""Test a trained detector on its config's test split and score it with the nuscenes-devkit's metrics.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR [--show-score-thr T]]
                          [--score-thr T] [--data-root PATH] [--cfg-options k=v ...] [--launcher ...]
+                         [--eval-backend fast|devkit|both]
                          [--task det|track [--max-age N] [--matcher greedy|hungarian] [--motion kalman|centerpoint]
                                            [--voxel-association]]
 
 Writes the submission JSON (global frame) and the devkit's metrics_summary.json and metrics_details.json to
-<work-dir>/eval/ and prints mAP, NDS, the TP errors and the per-class table. --out saves every prediction (LiDAR
+<work-dir>/eval/ and prints mAP, NDS, the TP errors and the per-class table. The numbers are the devkit's
+DetectionEval's, computed by our fast evaluation; --eval-backend devkit runs the devkit itself, both runs the two
+and fails on any difference (the evaluator's ``backend`` in a config does the same). --out saves every prediction (LiDAR
 frame, with poses) as a pickle; --show-dir draws each frame from above, ground truth beside the predictions
 (the config's LidarVisualizer).
 --task track then tracks the objects of each scene (the config's ``tracker`` settings, overridden by the flags)
@@ -41,6 +44,9 @@ def parse_args(argv=None):
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none")
     parser.add_argument("--task", choices=["det", "track"], default="det",
                         help="det: detection metrics; track: also track and score the tracks")
+    parser.add_argument("--eval-backend", choices=["fast", "devkit", "both"], default=None,
+                        help="who computes the devkit's metrics: fast (ours, the default), devkit (the "
+                             "nuscenes-devkit itself) or both (compared number for number)")
     add_tracker_args(parser)
     return parser.parse_args(argv)
 
@@ -63,6 +69,8 @@ def setup(args):
     for evaluator in evaluators:
         if evaluator.get("type") == "NuScenesMetric":
             evaluator["score_thr"] = args.score_thr
+            if args.eval_backend:
+                evaluator["backend"] = args.eval_backend
     dump = args.out or (str(Path(cfg.work_dir) / "results.pkl") if args.show_dir or args.task == "track" else None)
     if dump:
         evaluators.append(dict(type="DetectionDump", out_file=dump, score_thr=args.score_thr))
@@ -125,7 +133,8 @@ def main(argv=None) -> int:
         print(f"predictions saved to {dump}")
     if tracker is not None:
         try:
-            run_tracking(dump, cfg.test_dataloader.dataset.data_root, str(Path(cfg.work_dir) / "track_eval"), tracker)
+            run_tracking(dump, cfg.test_dataloader.dataset.data_root, str(Path(cfg.work_dir) / "track_eval"), tracker,
+                         args.eval_backend or "fast")
         except ValueError as e:
             print(f"error: tracking: {e}", file=sys.stderr)
             return 2

@@ -2,11 +2,12 @@
 
     python tools/track.py RESULTS.pkl [--data-root data/synthetic] [--work-dir DIR] [--max-age N]
                           [--matcher greedy|hungarian] [--motion kalman|centerpoint] [--voxel-association]
-                          [--birth-score S]
+                          [--birth-score S] [--eval-backend fast|devkit|both]
 
 RESULTS.pkl is what `tools/test.py CONFIG CHECKPOINT --out RESULTS.pkl` saves (or `--task track` runs both). The
 tracker runs over each scene in time order; the tracking submission JSON and the devkit's metrics_summary.json
-and metrics_details.json (TrackingEval, config tracking_nips_2019) go to <work-dir>/track_eval/ (default: beside
+and metrics_details.json (TrackingEval, config tracking_nips_2019; computed by our fast evaluation unless
+--eval-backend says devkit, or both to compare them) go to <work-dir>/track_eval/ (default: beside
 RESULTS.pkl); AMOTA, AMOTP, MOTA, IDS and the per-class table are printed.
 """
 from __future__ import annotations
@@ -46,7 +47,7 @@ def tracker_from_args(args, defaults: dict = None):
     return CenterPointTracker(**kwargs)
 
 
-def run_tracking(detections_path: str, data_root: str, out_dir: str, tracker) -> dict:
+def run_tracking(detections_path: str, data_root: str, out_dir: str, tracker, backend: str = "fast") -> dict:
     """Tracks the saved detections, writes and scores the submission → the devkit's summary dict."""
     from perception3d.evaluation import evaluate_tracking, load_detections
     from perception3d.tracking import tracking_results
@@ -58,9 +59,9 @@ def run_tracking(detections_path: str, data_root: str, out_dir: str, tracker) ->
           f"{'CenterPoint motion' if tracker.motion is None else 'Kalman motion'}, voxel association "
           f"{'on' if tracker.voxel_association else 'off'}, birth score {tracker.birth_score:g}")
     results = tracking_results(detections, tracker)
-    summary = evaluate_tracking(results, data_root, out_dir)
+    summary = evaluate_tracking(results, data_root, out_dir, backend=backend)
     print(f"AMOTA {summary['amota']:.4f}, AMOTP {summary['amotp']:.4f}, MOTA {summary['mota']:.4f}, "
-          f"IDS {int(summary['ids'])}; devkit metrics in {out_dir}")
+          f"IDS {int(summary['ids'])}; devkit metrics ({backend}) in {out_dir}")
     return summary
 
 
@@ -70,6 +71,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root", default="data/synthetic", help="the dataset the detections are of")
     parser.add_argument("--work-dir", help="default: the folder of RESULTS")
     add_tracker_args(parser)
+    parser.add_argument("--eval-backend", choices=["fast", "devkit", "both"], default="fast",
+                        help="who computes TrackingEval's metrics: fast (ours), devkit, or both (compared)")
     args = parser.parse_args(argv)
     if not Path(args.results).is_file():
         print(f"error: detection results not found: {args.results}", file=sys.stderr)
@@ -84,7 +87,7 @@ def main(argv=None) -> int:
         return 2
     work_dir = Path(args.work_dir or Path(args.results).parent)
     try:
-        run_tracking(args.results, args.data_root, str(work_dir / "track_eval"), tracker)
+        run_tracking(args.results, args.data_root, str(work_dir / "track_eval"), tracker, args.eval_backend)
     except (ValueError, pickle.UnpicklingError, EOFError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

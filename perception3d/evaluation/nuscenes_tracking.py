@@ -1,4 +1,4 @@
-"""Tracks → the devkit's tracking submission, scored by ``nuscenes.eval.tracking.evaluate.TrackingEval``."""
+"""Tracks → the devkit's tracking submission, scored as ``nuscenes.eval.tracking.evaluate.TrackingEval`` does."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,7 @@ import numpy as np
 from mmengine.logging import print_log
 
 from ..utils.io import atomic_write
+from .backends import evaluate_tracking_file, load_tables
 from .nuscenes_metric import MAX_BOXES_PER_SAMPLE
 from .splits import resolve_split, split_sample_tokens
 from .submission import SUBMISSION_META, box_records
@@ -25,19 +26,17 @@ def tracking_records(token: str, boxes: np.ndarray, scores: np.ndarray, names: I
 
 
 def evaluate_tracking(results: Dict[str, List[Dict]], data_root: str, out_dir: str, version: Optional[str] = None,
-                      eval_set: Optional[str] = None, verbose: bool = True) -> Dict:
+                      eval_set: Optional[str] = None, verbose: bool = True, backend: str = "fast") -> Dict:
     """Writes ``out_dir/results_nusc_tracking.json`` (every sample of the split; samples without tracks get
-    none, with a warning) and scores it with the devkit's TrackingEval (tracking_nips_2019), which leaves
-    ``metrics_summary.json`` and ``metrics_details.json`` in ``out_dir`` → the summary dict (amota, amotp, mota,
-    ids, … and ``label_metrics`` per class). Raises ValueError when no sample has a track."""
-    from nuscenes import NuScenes
-    from nuscenes.eval.common.config import config_factory
-    from nuscenes.eval.tracking.evaluate import TrackingEval
-
+    none, with a warning) and scores it as the devkit's TrackingEval (tracking_nips_2019) does, by ``backend``
+    (fast, devkit or both: see backends.py), leaving ``metrics_summary.json`` and ``metrics_details.json`` in
+    ``out_dir`` → the summary dict (amota, amotp, mota, ids, … and ``label_metrics`` per class). Raises
+    ValueError when no sample has a track."""
     version, eval_set = resolve_split(data_root, version, eval_set)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    split = split_sample_tokens(NuScenes(version, dataroot=str(data_root), verbose=False), eval_set)
+    nusc = load_tables(data_root, version)
+    split = split_sample_tokens(nusc, eval_set)
     if set(results) - split:
         raise ValueError(f"tracks for {len(set(results) - split)} samples outside {eval_set} of {version} under "
                          f"{data_root}")
@@ -53,6 +52,5 @@ def evaluate_tracking(results: Dict[str, List[Dict]], data_root: str, out_dir: s
                               for t in sorted(split)}}
     path = out / "results_nusc_tracking.json"
     atomic_write(path, json.dumps(submission).encode())
-    evaluator = TrackingEval(config_factory("tracking_nips_2019"), str(path), eval_set, str(out), version,
-                             str(data_root), verbose=verbose)
-    return evaluator.main(render_curves=False)
+    return evaluate_tracking_file(str(path), nusc, eval_set, str(out), backend, verbose=verbose,
+                                  submission=submission)

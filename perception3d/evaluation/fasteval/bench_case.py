@@ -82,10 +82,12 @@ def write_eval_tables(root: str, n_scenes: int = 150, n_frames: int = 40, object
             t["ego_pose"].append({"token": _tok("ego", s, f), "translation": ego, "rotation": [1.0, 0, 0, 0],
                                   "timestamp": stamps[f]})
             t["sample"].append({"token": token, "timestamp": stamps[f], "scene_token": _tok("scene", s),
-                                "prev": samples[f - 1] if f else "", "next": samples[f + 1] if f + 1 < n_frames else ""})
-            t["sample_data"].append({"token": _tok("sd", s, f), "sample_token": token, "ego_pose_token": _tok("ego", s, f),
-                                     "calibrated_sensor_token": _tok("cs"), "timestamp": stamps[f], "fileformat": "pcd",
-                                     "is_key_frame": True, "height": 0, "width": 0,
+                                "prev": samples[f - 1] if f else "",
+                                "next": samples[f + 1] if f + 1 < n_frames else ""})
+            t["sample_data"].append({"token": _tok("sd", s, f), "sample_token": token,
+                                     "ego_pose_token": _tok("ego", s, f), "calibrated_sensor_token": _tok("cs"),
+                                     "timestamp": stamps[f], "fileformat": "pcd", "is_key_frame": True,
+                                     "height": 0, "width": 0,
                                      "filename": f"samples/LIDAR_TOP/{token}.pcd.bin", "prev": "", "next": ""})
         t["scene"].append({"token": _tok("scene", s), "log_token": _tok("log"), "nbr_samples": n_frames,
                            "first_sample_token": samples[0], "last_sample_token": samples[-1], "name": scene_name,
