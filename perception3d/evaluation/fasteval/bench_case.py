@@ -51,7 +51,7 @@ def _quaternion(yaw: float) -> List[float]:
 def write_eval_tables(root: str, n_scenes: int = 150, n_frames: int = 40, objects_per_frame: int = 30,
                       seed: int = 0) -> str:
     """Writes ``root/v1.0-trainval`` tables: the first ``n_scenes`` val scenes of ``n_frames`` key frames each
-    (0.5 s apart, the ego driving at 5 m/s), about ``objects_per_frame`` annotated objects in range per frame
+    (0.5 s apart, the ego driving at 5 m/s), about ``objects_per_frame`` annotated objects per frame
     (tracks that start late and end early, a tenth of the annotations without points). → the version."""
     from nuscenes.utils.splits import create_splits_scenes
     from PIL import Image
@@ -92,7 +92,7 @@ def write_eval_tables(root: str, n_scenes: int = 150, n_frames: int = 40, object
         t["scene"].append({"token": _tok("scene", s), "log_token": _tok("log"), "nbr_samples": n_frames,
                            "first_sample_token": samples[0], "last_sample_token": samples[-1], "name": scene_name,
                            "description": ""})
-        n_objects = int(objects_per_frame * 1.6)
+        n_objects = int(objects_per_frame * 3.0)  # a third of each object's life falls in the scene
         for o in range(n_objects):
             name = names[rng.choice(len(names), p=share / share.sum())]
             category, wlh, _, speed = CLASSES[name]

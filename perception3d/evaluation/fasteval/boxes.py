@@ -163,33 +163,24 @@ def _box_velocity(nusc, anns: List[dict]) -> np.ndarray:
     """NuScenes.box_velocity(token)[:2] of every annotation record: the centred difference of the previous and
     next annotations' translations over their samples' times (one-sided at a track's ends), NaN for a lone
     annotation or a gap over 1.5 s (3 s centred). (A, 2) float64, the devkit's float operations."""
-    n = len(anns)
-    first = np.empty((n, 3))
-    last = np.empty((n, 3))
-    t_first = np.empty(n, dtype=np.int64)
-    t_last = np.empty(n, dtype=np.int64)
-    both = np.zeros(n, dtype=bool)
-    lone = np.zeros(n, dtype=bool)
-    stamp = {}
+    table, getind = nusc.sample_annotation, nusc.getind
+    first = [table[getind("sample_annotation", a["prev"])] if a["prev"] else a for a in anns]
+    last = [table[getind("sample_annotation", a["next"])] if a["next"] else a for a in anns]
+    has_prev = np.asarray([bool(a["prev"]) for a in anns], dtype=bool)
+    has_next = np.asarray([bool(a["next"]) for a in anns], dtype=bool)
+    stamps = {s["token"]: s["timestamp"] for s in nusc.sample}
 
-    def timestamp(sample_token):
-        if sample_token not in stamp:
-            stamp[sample_token] = nusc.get("sample", sample_token)["timestamp"]
-        return stamp[sample_token]
+    def seconds(records):
+        return 1e-6 * np.asarray([stamps[r["sample_token"]] for r in records], dtype=np.int64).astype(np.float64)
 
-    for i, ann in enumerate(anns):
-        prev = nusc.get("sample_annotation", ann["prev"]) if ann["prev"] else None
-        nxt = nusc.get("sample_annotation", ann["next"]) if ann["next"] else None
-        lone[i] = prev is None and nxt is None
-        both[i] = prev is not None and nxt is not None
-        a, b = prev or ann, nxt or ann
-        first[i], last[i] = a["translation"], b["translation"]
-        t_first[i], t_last[i] = timestamp(a["sample_token"]), timestamp(b["sample_token"])
-    time_diff = 1e-6 * t_last.astype(np.float64) - 1e-6 * t_first.astype(np.float64)
+    def xy(records):
+        return np.asarray([r["translation"][:2] for r in records], dtype=np.float64).reshape(-1, 2)
+
+    time_diff = seconds(last) - seconds(first)
     with np.errstate(divide="ignore", invalid="ignore"):
-        velocity = (last - first)[:, :2] / time_diff[:, None]
-    too_long = time_diff > np.where(both, 2 * MAX_TIME_DIFF, MAX_TIME_DIFF)
-    velocity[lone | too_long] = np.nan
+        velocity = (xy(last) - xy(first)) / time_diff[:, None]
+    too_long = time_diff > np.where(has_prev & has_next, 2 * MAX_TIME_DIFF, MAX_TIME_DIFF)
+    velocity[~(has_prev | has_next) | too_long] = np.nan
     return velocity
 
 
@@ -207,9 +198,10 @@ def load_ground_truth(nusc, samples: SampleTable, task: str = "det") -> EvalBoxA
     attr_of_token = {a["token"]: a["name"] for a in nusc.attribute}
     anns, sample, label, attribute, track = [], [], [], [], []
     track_ids: Dict[str, int] = {}
+    table, getind = nusc.sample_annotation, nusc.getind
     for i, token in enumerate(samples.tokens):
         for ann_token in nusc.get("sample", token)["anns"]:
-            ann = nusc.get("sample_annotation", ann_token)
+            ann = table[getind("sample_annotation", ann_token)]
             name = to_name(ann["category_name"])
             if name is None:
                 continue
@@ -296,66 +288,75 @@ def load_submission(submission: Union[str, Path, dict], samples: SampleTable, ta
         sample.extend([index[token]] * len(boxes))
         keys.extend([token] * len(boxes))
 
-    # one C-level pass per field (map + itemgetter), not a Python loop per box
-    def field(key, default=None):
-        try:
-            return list(map(itemgetter(key), records))
-        except KeyError:
-            if default is None:
-                raise SubmissionError(f"{where}: a box without '{key}'") from None
-            return [r.get(key, default) for r in records]
-        except TypeError:
-            raise SubmissionError(f"{where}: each box must be a dict (a JSON object)") from None
+    if not records:  # the devkit's filter_eval_boxes finds no box to tell the task by and raises
+        raise SubmissionError(f"{where}: no box in any of the {len(results)} samples: the devkit "
+                              f"cannot score an empty submission")
 
-    def numbers(key, width):
-        values = field(key)
-        try:
-            if values and set(map(len, values)) != {width}:
-                raise TypeError
-            return np.fromiter(chain.from_iterable(values), np.float64, count=width * len(values)).reshape(-1, width)
-        except (TypeError, ValueError):
-            bad = next((r for r in records if np.ndim(r[key]) != 1 or len(r[key]) != width or
-                        not all(isinstance(v, (int, float)) for v in r[key])), records[0])
-            raise SubmissionError(f"{where}: {key} must be {width} numbers, got {bad[key]!r} in sample "
-                                  f"{bad.get('sample_token')}") from None
+    # one C-level pass over the boxes takes every field of each (map + itemgetter, row by row: the parsed JSON's
+    # objects are read while they are in cache), then the columns come out of those rows
+    last_key = "attribute_name" if task == "det" else "tracking_id"
+    fields = ("sample_token", "translation", "size", "rotation", "velocity", name_key, score_key, last_key)
+    try:
+        rows = list(map(itemgetter(*fields), records))
+    except TypeError:
+        raise SubmissionError(f"{where}: each box must be a dict (a JSON object)") from None
+    except KeyError:  # a box without a score scores -1.0 (the devkit's deserialize); any other key is required
+        missing = next((k for r in records for k in fields if k != score_key and k not in r), None)
+        if missing is not None:
+            raise SubmissionError(f"{where}: a box without '{missing}'") from None
+        rows = [tuple(r.get(k, -1.0) if k == score_key else r[k] for k in fields) for r in records]
+
+    def column(i):
+        return list(map(itemgetter(i), rows))
 
     # the devkit matches a box against the ground truth of its own sample_token but measures its range from the
     # sample it is listed under: a box listed under another sample is refused rather than scored both ways
-    listed = field("sample_token")
+    listed = column(0)
     if listed != keys:
         k = next(i for i, (a, b) in enumerate(zip(listed, keys)) if a != b)
         raise SubmissionError(f"{where}: a box listed under sample {keys[k]} has sample_token {listed[k]!r}")
-    translation, size = numbers("translation", 3), numbers("size", 3)
-    rotation, velocity = numbers("rotation", 4), numbers("velocity", 2)
+    widths = {"translation": 3, "size": 3, "rotation": 4, "velocity": 2}
+    try:
+        for i, width in enumerate(widths.values(), start=1):
+            if set(map(len, map(itemgetter(i), rows))) != {width}:
+                raise TypeError
+        numbers = np.fromiter(chain.from_iterable(chain.from_iterable(map(itemgetter(1, 2, 3, 4), rows))),
+                              np.float64, count=12 * len(rows)).reshape(-1, 12)
+    except (TypeError, ValueError):
+        key, bad = next((key, r) for r in records for key, width in widths.items()
+                        if np.ndim(r[key]) != 1 or len(r[key]) != width or
+                        not all(isinstance(v, (int, float)) for v in r[key]))
+        raise SubmissionError(f"{where}: {key} must be {widths[key]} numbers, got {bad[key]!r} in sample "
+                              f"{bad.get('sample_token')}") from None
+    translation, size, rotation, velocity = (numbers[:, a:b] for a, b in ((0, 3), (3, 6), (6, 10), (10, 12)))
     for key, values in (("translation", translation), ("size", size), ("rotation", rotation)):
         if np.isnan(values).any():
             row = int(np.isnan(values).any(axis=1).argmax())
             raise SubmissionError(f"{where}: {key} may not be NaN (sample {keys[row]})")
-    label = list(map(name_index.get, field(name_key)))
-    if None in label:
-        name = records[label.index(None)].get(name_key)
-        raise SubmissionError(f"{where}: unknown {name_key} {name!r} (one of {', '.join(names)})")
-    label = np.asarray(label, dtype=np.int64)
-    score = field(score_key, -1.0)  # the devkit's deserialize: float(score), -1.0 where a box has none
-    try:
-        score = np.asarray(score, dtype=np.float64)
+
+    def indices(i, index, choices):
+        try:
+            return np.fromiter(map(index.__getitem__, map(itemgetter(i), rows)), np.int64, count=len(rows))
+        except (KeyError, TypeError):
+            bad = next(r[i] for r in rows if not isinstance(r[i], str) or r[i] not in index)
+            raise SubmissionError(f"{where}: unknown {fields[i]} {bad!r} {choices}") from None
+
+    label = indices(5, name_index, f"(one of {', '.join(names)})")
+    try:  # the devkit's deserialize: float(score)
+        score = np.fromiter(map(itemgetter(6), rows), np.float64, count=len(rows))
     except (TypeError, ValueError):
         raise SubmissionError(f"{where}: {score_key} must be a number, got "
-                              f"{next(x for x in score if not isinstance(x, (int, float)))!r}") from None
+                              f"{next(r[6] for r in rows if not isinstance(r[6], (int, float)))!r}") from None
     if np.isnan(score).any():
         raise SubmissionError(f"{where}: {score_key} must be a number, not NaN or null (sample "
                               f"{keys[int(np.isnan(score).argmax())]})")
     track_ids: Dict[str, int] = {}
     if task == "det":
-        attribute = list(map(attr_index.get, field("attribute_name")))
-        if None in attribute:
-            raise SubmissionError(f"{where}: unknown attribute_name "
-                                  f"{records[attribute.index(None)]['attribute_name']!r}")
-        attribute = np.asarray(attribute, dtype=np.int64)
+        attribute = indices(7, attr_index, "(one of the devkit's ATTRIBUTE_NAMES or '')")
         track = np.full(len(records), -1, dtype=np.int64)
     else:
         attribute = np.full(len(records), -1, dtype=np.int64)
-        track = np.asarray([track_ids.setdefault(t, len(track_ids)) for t in field("tracking_id")], dtype=np.int64)
+        track = np.asarray([track_ids.setdefault(t, len(track_ids)) for t in column(7)], dtype=np.int64)
     sample = np.asarray(sample, dtype=np.int64)
     boxes = EvalBoxArrays(
         sample=sample, translation=translation, size=size, rotation=rotation, velocity=velocity,

@@ -9,7 +9,7 @@ the summary is computed and serialised exactly as the devkit does it.
 from __future__ import annotations
 
 import time
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numba
 import numpy as np
@@ -76,15 +76,15 @@ def _scale_err(gt_wlh: np.ndarray, pred_wlh: np.ndarray) -> np.ndarray:
     return 1 - inter / union
 
 
-def accumulate(gt: EvalBoxArrays, pred: EvalBoxArrays, label: int, dist_th: float, n_samples: int):
-    """algo.accumulate for class ``label`` at match distance ``dist_th`` (m) → the devkit's DetectionMetricData."""
-    from nuscenes.eval.common.utils import cummean
+def accumulate(gt: EvalBoxArrays, pred: EvalBoxArrays, label: int, dist_ths: Sequence[float], n_samples: int):
+    """algo.accumulate for class ``label`` at each match distance of ``dist_ths`` (m) → one devkit
+    DetectionMetricData per distance (the class's boxes are gathered and sorted once for all of them)."""
     from nuscenes.eval.detection.data_classes import DetectionMetricData
 
     gt_rows = np.flatnonzero(gt.label == label)
     npos = len(gt_rows)
     if npos == 0:
-        return DetectionMetricData.no_predictions()
+        return [DetectionMetricData.no_predictions() for _ in dist_ths]
     # ground truth of the class grouped by sample, each sample's boxes in list order (the first of equals wins)
     gt_rows = gt_rows[np.argsort(gt.sample[gt_rows], kind="stable")]
     gt_ptr = np.zeros(n_samples + 1, dtype=np.int64)
@@ -94,23 +94,31 @@ def accumulate(gt: EvalBoxArrays, pred: EvalBoxArrays, label: int, dist_th: floa
     pred_rows = np.flatnonzero(pred.label == label)
     scores = pred.score[pred_rows]
     order = np.lexsort((np.arange(len(pred_rows)), scores))[::-1]
-    match, dist = _greedy_match(order, pred.sample[pred_rows], pred.translation[pred_rows, :2],
-                                gt_ptr, gt.translation[gt_rows, :2], float(dist_th))
+    args = (order, pred.sample[pred_rows], pred.translation[pred_rows, :2], gt_ptr, gt.translation[gt_rows, :2])
+    return [_metric_data(gt, pred, label, npos, gt_rows, pred_rows[order], scores[order],
+                         *_greedy_match(*args, float(dist_th))) for dist_th in dist_ths]
+
+
+def _metric_data(gt, pred, label, npos, gt_rows, pred_sorted, conf, match, dist):
+    """The rest of algo.accumulate: precision, recall and the TP errors' cumulative means, interpolated at
+    101 recall points, from the matching of the class's predictions taken by falling score."""
+    from nuscenes.eval.common.utils import cummean
+    from nuscenes.eval.detection.data_classes import DetectionMetricData
+
     is_tp = match >= 0
     if not is_tp.any():
         return DetectionMetricData.no_predictions()
     tp = np.cumsum(is_tp).astype(float)
     fp = np.cumsum(~is_tp).astype(float)
-    conf = scores[order]
     prec = tp / (fp + tp)
     rec = tp / float(npos)
     rec_interp = np.linspace(0, 1, DetectionMetricData.nelem)
     prec = np.interp(rec_interp, rec, prec, right=0)
-    conf = np.interp(rec_interp, rec, conf, right=0)
+    conf_interp = np.interp(rec_interp, rec, conf, right=0)
 
-    p = pred_rows[order[is_tp]]
+    p = pred_sorted[is_tp]
     g = gt_rows[match[is_tp]]
-    match_conf = pred.score[p]
+    match_conf = conf[is_tp]
     period = np.pi if gt.names[label] == "barrier" else 2 * np.pi
     vel = pred.velocity[p] - gt.velocity[g]
     attr = np.where(gt.attribute[g] < 0, np.nan, 1.0 - (gt.attribute[g] == pred.attribute[p]))
@@ -119,9 +127,9 @@ def accumulate(gt: EvalBoxArrays, pred: EvalBoxArrays, label: int, dist_th: floa
               "scale_err": _scale_err(gt.size[g], pred.size[p]),
               "orient_err": _yaw_diff(_yaw(gt.rotation[g]), _yaw(pred.rotation[p]), period),
               "attr_err": attr}
-    curves = {name: np.interp(conf[::-1], match_conf[::-1], cummean(values)[::-1])[::-1]
+    curves = {name: np.interp(conf_interp[::-1], match_conf[::-1], cummean(values)[::-1])[::-1]
               for name, values in errors.items()}
-    return DetectionMetricData(recall=rec_interp, precision=prec, confidence=conf, **curves)
+    return DetectionMetricData(recall=rec_interp, precision=prec, confidence=conf_interp, **curves)
 
 
 def evaluate_detection(gt: EvalBoxArrays, pred: EvalBoxArrays, n_samples: int, cfg, meta: dict
@@ -136,8 +144,8 @@ def evaluate_detection(gt: EvalBoxArrays, pred: EvalBoxArrays, n_samples: int, c
     md_list = DetectionMetricDataList()
     names = list(gt.names)
     for class_name in cfg.class_names:
-        for dist_th in cfg.dist_ths:
-            md_list.set(class_name, dist_th, accumulate(gt, pred, names.index(class_name), dist_th, n_samples))
+        for dist_th, md in zip(cfg.dist_ths, accumulate(gt, pred, names.index(class_name), cfg.dist_ths, n_samples)):
+            md_list.set(class_name, dist_th, md)
     metrics = DetectionMetrics(cfg)
     for class_name in cfg.class_names:
         for dist_th in cfg.dist_ths:
