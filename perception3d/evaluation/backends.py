@@ -7,6 +7,8 @@ Each writes ``metrics_summary.json`` and ``metrics_details.json`` to ``out_dir``
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import math
 from pathlib import Path
@@ -49,6 +51,20 @@ def metric_differences(ours, theirs, path: str = "", tol: float = TOLERANCE) -> 
     return [] if ours == theirs else [f"{path}: {ours!r} against the devkit's {theirs!r}"]
 
 
+@contextlib.contextmanager
+def _bulk_reading():
+    """Python's cyclic garbage collector paused while millions of boxes are read and scored: each full
+    collection would walk every object of the parsed submission (1.1 s of 6.8 s on full val), which form no
+    cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _write_json(path: Path, content: Dict) -> None:
     atomic_write(path, json.dumps(content, indent=2).encode())
 
@@ -87,16 +103,17 @@ def evaluate_detection_file(result_path: str, nusc, eval_set: str, out_dir: str,
     from .fasteval import (evaluate_detection, filter_boxes, load_ground_truth, load_samples, load_submission,
                            print_detection_summary)
 
-    samples = load_samples(nusc, eval_set)
-    pred, meta = load_submission(result_path if submission is None else submission, samples, "det",
-                                 cfg.max_boxes_per_sample)
-    gt = load_ground_truth(nusc, samples, "det")
-    if verbose:
-        print(f"Fast nuScenes detection evaluation of {result_path}: {len(pred)} predicted and {len(gt)} "
-              f"ground-truth boxes in {len(samples.tokens)} samples of {eval_set}")
-    summary, details = evaluate_detection(filter_boxes(gt, samples, cfg.class_range),
-                                          filter_boxes(pred, samples, cfg.class_range),
-                                          len(samples.tokens), cfg, meta)
+    with _bulk_reading():
+        samples = load_samples(nusc, eval_set)
+        pred, meta = load_submission(result_path if submission is None else submission, samples, "det",
+                                     cfg.max_boxes_per_sample)
+        gt = load_ground_truth(nusc, samples, "det")
+        if verbose:
+            print(f"Fast nuScenes detection evaluation of {result_path}: {len(pred)} predicted and {len(gt)} "
+                  f"ground-truth boxes in {len(samples.tokens)} samples of {eval_set}")
+        summary, details = evaluate_detection(filter_boxes(gt, samples, cfg.class_range),
+                                              filter_boxes(pred, samples, cfg.class_range),
+                                              len(samples.tokens), cfg, meta)
     _write_json(out / "metrics_summary.json", summary)
     _write_json(out / "metrics_details.json", details)
     print_detection_summary(summary)
@@ -129,15 +146,16 @@ def evaluate_tracking_file(result_path: str, nusc, eval_set: str, out_dir: str, 
     from .fasteval import filter_boxes, load_ground_truth, load_samples, load_submission
     from .fasteval.tracking import evaluate_tracking, print_tracking_summary
 
-    samples = load_samples(nusc, eval_set)
-    pred, meta = load_submission(result_path if submission is None else submission, samples, "track",
-                                 cfg.max_boxes_per_sample)
-    gt = load_ground_truth(nusc, samples, "track")
-    if verbose:
-        print(f"Fast nuScenes tracking evaluation of {result_path}: {len(pred)} predicted and {len(gt)} "
-              f"ground-truth boxes in {len(samples.tokens)} samples of {eval_set}")
-    summary, details = evaluate_tracking(filter_boxes(gt, samples, cfg.class_range),
-                                         filter_boxes(pred, samples, cfg.class_range), samples, cfg)
+    with _bulk_reading():
+        samples = load_samples(nusc, eval_set)
+        pred, meta = load_submission(result_path if submission is None else submission, samples, "track",
+                                     cfg.max_boxes_per_sample)
+        gt = load_ground_truth(nusc, samples, "track")
+        if verbose:
+            print(f"Fast nuScenes tracking evaluation of {result_path}: {len(pred)} predicted and {len(gt)} "
+                  f"ground-truth boxes in {len(samples.tokens)} samples of {eval_set}")
+        summary, details = evaluate_tracking(filter_boxes(gt, samples, cfg.class_range),
+                                             filter_boxes(pred, samples, cfg.class_range), samples, cfg)
     summary["meta"] = dict(meta)
     _write_json(out / "metrics_summary.json", summary)
     _write_json(out / "metrics_details.json", details)

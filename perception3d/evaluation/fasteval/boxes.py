@@ -159,26 +159,34 @@ def load_samples(nusc, eval_set: str) -> SampleTable:
                        scene_samples=scene_samples, bike_racks=racks)
 
 
-def _box_velocity(nusc, anns: List[dict]) -> np.ndarray:
+def _floats(lists: List[list], width: int) -> np.ndarray:
+    """(N, width) float64 from N lists of ``width`` numbers (one C-level pass)."""
+    return np.fromiter(chain.from_iterable(lists), np.float64, count=width * len(lists)).reshape(-1, width)
+
+
+def _box_velocity(nusc, anns: List[dict], translation: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     """NuScenes.box_velocity(token)[:2] of every annotation record: the centred difference of the previous and
     next annotations' translations over their samples' times (one-sided at a track's ends), NaN for a lone
-    annotation or a gap over 1.5 s (3 s centred). (A, 2) float64, the devkit's float operations."""
-    table, getind = nusc.sample_annotation, nusc.getind
-    first = [table[getind("sample_annotation", a["prev"])] if a["prev"] else a for a in anns]
-    last = [table[getind("sample_annotation", a["next"])] if a["next"] else a for a in anns]
-    has_prev = np.asarray([bool(a["prev"]) for a in anns], dtype=bool)
-    has_next = np.asarray([bool(a["next"]) for a in anns], dtype=bool)
-    stamps = {s["token"]: s["timestamp"] for s in nusc.sample}
+    annotation or a gap over 1.5 s (3 s centred). ``translation`` (A, 3) and ``seconds`` (A,) (1e-6 × the
+    sample's timestamp, as the devkit computes it) are the annotations' own. (A, 2) float64, the devkit's float
+    operations."""
+    row_of = {a["token"]: i for i, a in enumerate(anns)}  # an instance's neighbours are in the same scene
 
-    def seconds(records):
-        return 1e-6 * np.asarray([stamps[r["sample_token"]] for r in records], dtype=np.int64).astype(np.float64)
+    def neighbour(key):
+        rows = np.fromiter((row_of.get(a[key], -1) if a[key] else i for i, a in enumerate(anns)), np.int64,
+                           count=len(anns))
+        xyz, t = translation[rows], seconds[rows]
+        for i in np.flatnonzero(rows < 0):  # a neighbour outside these annotations: from the tables
+            record = nusc.get("sample_annotation", anns[i][key])
+            xyz[i] = record["translation"]
+            t[i] = 1e-6 * nusc.get("sample", record["sample_token"])["timestamp"]
+        return xyz, t, np.asarray([bool(a[key]) for a in anns], dtype=bool)
 
-    def xy(records):
-        return np.asarray([r["translation"][:2] for r in records], dtype=np.float64).reshape(-1, 2)
-
-    time_diff = seconds(last) - seconds(first)
+    first, t_first, has_prev = neighbour("prev")
+    last, t_last, has_next = neighbour("next")
+    time_diff = t_last - t_first
     with np.errstate(divide="ignore", invalid="ignore"):
-        velocity = (xy(last) - xy(first)) / time_diff[:, None]
+        velocity = (last - first)[:, :2] / time_diff[:, None]
     too_long = time_diff > np.where(has_prev & has_next, 2 * MAX_TIME_DIFF, MAX_TIME_DIFF)
     velocity[~(has_prev | has_next) | too_long] = np.nan
     return velocity
@@ -194,37 +202,34 @@ def load_ground_truth(nusc, samples: SampleTable, task: str = "det") -> EvalBoxA
     else:
         from nuscenes.eval.tracking.utils import category_to_tracking_name as to_name
     name_index = {name: i for i, name in enumerate(names)}
-    attr_index = {a: i for i, a in enumerate(attribute_names())}
-    attr_of_token = {a["token"]: a["name"] for a in nusc.attribute}
-    anns, sample, label, attribute, track = [], [], [], [], []
-    track_ids: Dict[str, int] = {}
-    table, getind = nusc.sample_annotation, nusc.getind
+    label_of = {c["name"]: name_index.get(to_name(c["name"]), -1) for c in nusc.category}
+    table, row = nusc.sample_annotation, nusc._token2ind["sample_annotation"]  # NuScenes.get, without the calls
+    anns, sample = [], []
     for i, token in enumerate(samples.tokens):
-        for ann_token in nusc.get("sample", token)["anns"]:
-            ann = table[getind("sample_annotation", ann_token)]
-            name = to_name(ann["category_name"])
-            if name is None:
-                continue
-            if task == "det":
-                if len(ann["attribute_tokens"]) > 1:
-                    raise ValueError(f"annotation {ann_token} has {len(ann['attribute_tokens'])} attributes: the "
-                                     f"devkit allows at most one")
-                attribute.append(attr_index[attr_of_token[ann["attribute_tokens"][0]]]
-                                 if ann["attribute_tokens"] else -1)
-                track.append(-1)
-            else:
-                attribute.append(-1)
-                track.append(track_ids.setdefault(ann["instance_token"], len(track_ids)))
-            anns.append(ann)
-            sample.append(i)
-            label.append(name_index[name])
+        records = [table[row[t]] for t in nusc.get("sample", token)["anns"]]
+        records = [a for a in records if label_of[a["category_name"]] >= 0]
+        anns.extend(records)
+        sample.extend([i] * len(records))
+    label = [label_of[a["category_name"]] for a in anns]
+    track_ids: Dict[str, int] = {}
+    if task == "det":
+        crowded = next((a for a in anns if len(a["attribute_tokens"]) > 1), None)
+        if crowded is not None:
+            raise ValueError(f"annotation {crowded['token']} has {len(crowded['attribute_tokens'])} attributes: "
+                             f"the devkit allows at most one")
+        attr_index = {a["token"]: attribute_names().index(a["name"]) for a in nusc.attribute}
+        attribute = [attr_index[a["attribute_tokens"][0]] if a["attribute_tokens"] else -1 for a in anns]
+        track = [-1] * len(anns)
+    else:
+        attribute = [-1] * len(anns)
+        track = [track_ids.setdefault(a["instance_token"], len(track_ids)) for a in anns]
     sample = np.asarray(sample, dtype=np.int64)
-    translation = np.asarray([a["translation"] for a in anns], dtype=np.float64).reshape(-1, 3)
+    translation = _floats([a["translation"] for a in anns], 3)
+    seconds = 1e-6 * samples.timestamp.astype(np.float64)[sample]
     return EvalBoxArrays(
-        sample=sample, translation=translation,
-        size=np.asarray([a["size"] for a in anns], dtype=np.float64).reshape(-1, 3),
-        rotation=np.asarray([a["rotation"] for a in anns], dtype=np.float64).reshape(-1, 4),
-        velocity=_box_velocity(nusc, anns).reshape(-1, 2),
+        sample=sample, translation=translation, size=_floats([a["size"] for a in anns], 3),
+        rotation=_floats([a["rotation"] for a in anns], 4),
+        velocity=_box_velocity(nusc, anns, translation, seconds).reshape(-1, 2),
         ego_dist=_ego_dist(translation, sample, samples),
         num_pts=np.asarray([a["num_lidar_pts"] + a["num_radar_pts"] for a in anns], dtype=np.int64),
         label=np.asarray(label, dtype=np.int64), score=np.full(len(anns), -1.0),
