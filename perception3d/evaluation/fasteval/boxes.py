@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Tuple, Union
 
 import numpy as np
 
@@ -137,13 +137,13 @@ def load_samples(nusc, eval_set: str) -> SampleTable:
     scene_samples = []
     for scene_token in scene_index:
         scene = nusc.get("scene", scene_token)
-        chain, token = [], scene["first_sample_token"]
+        walk, token = [], scene["first_sample_token"]
         while token:  # the devkit's create_tracks walks first → last the same way
-            chain.append(index[token])  # a split holds whole scenes
+            walk.append(index[token])  # a split holds whole scenes
             if token == scene["last_sample_token"]:
                 break
             token = nusc.get("sample", token)["next"]
-        scene_samples.append(np.asarray(chain, dtype=np.int64))
+        scene_samples.append(np.asarray(walk, dtype=np.int64))
     racks = {}
     for i, token in enumerate(tokens):
         recs = [nusc.get("sample_annotation", a) for a in nusc.get("sample", token)["anns"]]
