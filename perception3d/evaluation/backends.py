@@ -12,7 +12,7 @@ import gc
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..utils.io import atomic_write
 
@@ -86,41 +86,7 @@ def evaluate_detection_file(result_path: str, nusc, eval_set: str, out_dir: str,
     """Score the detection submission ``result_path`` on ``eval_set`` of the loaded tables ``nusc`` → the
     devkit's metrics summary dict (mean_ap, nd_score, tp_errors, mean_dist_aps, label_aps, …). ``submission``:
     the file's content when the caller has it loaded (the fast backend then skips reading it)."""
-    from nuscenes.eval.common.config import config_factory
-
-    check_backend(backend)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = config_factory(config)
-    if backend in ("devkit", "both"):
-        from nuscenes.eval.detection.evaluate import DetectionEval
-
-        devkit_dir = out / "devkit" if backend == "both" else out
-        summary = DetectionEval(nusc, cfg, str(result_path), eval_set=eval_set, output_dir=str(devkit_dir),
-                                verbose=verbose).main(plot_examples=0, render_curves=False)
-        if backend == "devkit":
-            return summary
-    from .fasteval import (evaluate_detection, filter_boxes, load_ground_truth, load_samples, load_submission,
-                           print_detection_summary)
-
-    with _bulk_reading():
-        samples = load_samples(nusc, eval_set)
-        pred, meta = load_submission(result_path if submission is None else submission, samples, "det",
-                                     cfg.max_boxes_per_sample)
-        gt = load_ground_truth(nusc, samples, "det")
-        if verbose:
-            print(f"Fast nuScenes detection evaluation of {result_path}: {len(pred)} predicted and {len(gt)} "
-                  f"ground-truth boxes in {len(samples.tokens)} samples of {eval_set}")
-        summary, details = evaluate_detection(filter_boxes(gt, samples, cfg.class_range),
-                                              filter_boxes(pred, samples, cfg.class_range),
-                                              len(samples.tokens), cfg, meta)
-    _write_json(out / "metrics_summary.json", summary)
-    _write_json(out / "metrics_details.json", details)
-    print_detection_summary(summary)
-    if backend == "both":
-        _compare(out, out / "devkit")
-        print(f"backend both: every number of both files equals the devkit's (to {TOLERANCE:g})")
-    return summary
+    return _evaluate_file("det", result_path, nusc, eval_set, out_dir, backend, config, verbose, submission)
 
 
 def evaluate_tracking_file(result_path: str, nusc, eval_set: str, out_dir: str, backend: str = "fast",
@@ -129,6 +95,49 @@ def evaluate_tracking_file(result_path: str, nusc, eval_set: str, out_dir: str, 
     """Score the tracking submission ``result_path`` on ``eval_set`` of the loaded tables ``nusc`` → the
     devkit's tracking summary dict (amota, amotp, mota, ids, …, label_metrics per class). ``submission``: the
     file's content when the caller has it loaded."""
+    return _evaluate_file("track", result_path, nusc, eval_set, out_dir, backend, config, verbose, submission)
+
+
+def _run_devkit(task: str, result_path: str, nusc, eval_set: str, out_dir: Path, cfg, verbose: bool) -> Dict:
+    """The devkit's DetectionEval / TrackingEval on the file, writing its two files to ``out_dir``."""
+    if task == "det":
+        from nuscenes.eval.detection.evaluate import DetectionEval
+
+        return DetectionEval(nusc, cfg, str(result_path), eval_set=eval_set, output_dir=str(out_dir),
+                             verbose=verbose).main(plot_examples=0, render_curves=False)
+    from nuscenes.eval.tracking.evaluate import TrackingEval
+
+    return TrackingEval(cfg, str(result_path), eval_set, str(out_dir), nusc.version, nusc.dataroot,
+                        verbose=verbose).main(render_curves=False)
+
+
+def _run_fast(task: str, result_path: str, submission: Optional[dict], nusc, eval_set: str, cfg,
+              verbose: bool) -> Tuple[Dict, Dict]:
+    """Our evaluation of the file (or of its content ``submission``) → (metrics_summary, metrics_details)."""
+    from .fasteval import evaluate_detection, filter_boxes, load_ground_truth, load_samples, load_submission
+
+    with _bulk_reading():
+        samples = load_samples(nusc, eval_set)
+        pred, meta = load_submission(result_path if submission is None else submission, samples, task,
+                                     cfg.max_boxes_per_sample)
+        gt = load_ground_truth(nusc, samples, task)
+        if verbose:
+            print(f"Fast nuScenes {'detection' if task == 'det' else 'tracking'} evaluation of {result_path}: "
+                  f"{len(pred)} predicted and {len(gt)} ground-truth boxes in {len(samples.tokens)} samples of "
+                  f"{eval_set}")
+        gt, pred = filter_boxes(gt, samples, cfg.class_range), filter_boxes(pred, samples, cfg.class_range)
+        if task == "det":
+            summary, details = evaluate_detection(gt, pred, len(samples.tokens), cfg, meta)
+        else:
+            from .fasteval.tracking import evaluate_tracking
+
+            summary, details = evaluate_tracking(gt, pred, samples, cfg)
+            summary["meta"] = dict(meta)
+    return summary, details
+
+
+def _evaluate_file(task: str, result_path: str, nusc, eval_set: str, out_dir: str, backend: str, config: str,
+                   verbose: bool, submission: Optional[dict]) -> Dict:
     from nuscenes.eval.common.config import config_factory
 
     check_backend(backend)
@@ -136,30 +145,18 @@ def evaluate_tracking_file(result_path: str, nusc, eval_set: str, out_dir: str, 
     out.mkdir(parents=True, exist_ok=True)
     cfg = config_factory(config)
     if backend in ("devkit", "both"):
-        from nuscenes.eval.tracking.evaluate import TrackingEval
-
-        devkit_dir = out / "devkit" if backend == "both" else out
-        summary = TrackingEval(cfg, str(result_path), eval_set, str(devkit_dir), nusc.version, nusc.dataroot,
-                               verbose=verbose).main(render_curves=False)
+        summary = _run_devkit(task, result_path, nusc, eval_set, out / "devkit" if backend == "both" else out,
+                              cfg, verbose)
         if backend == "devkit":
             return summary
-    from .fasteval import filter_boxes, load_ground_truth, load_samples, load_submission
-    from .fasteval.tracking import evaluate_tracking, print_tracking_summary
-
-    with _bulk_reading():
-        samples = load_samples(nusc, eval_set)
-        pred, meta = load_submission(result_path if submission is None else submission, samples, "track",
-                                     cfg.max_boxes_per_sample)
-        gt = load_ground_truth(nusc, samples, "track")
-        if verbose:
-            print(f"Fast nuScenes tracking evaluation of {result_path}: {len(pred)} predicted and {len(gt)} "
-                  f"ground-truth boxes in {len(samples.tokens)} samples of {eval_set}")
-        summary, details = evaluate_tracking(filter_boxes(gt, samples, cfg.class_range),
-                                             filter_boxes(pred, samples, cfg.class_range), samples, cfg)
-    summary["meta"] = dict(meta)
+    summary, details = _run_fast(task, result_path, submission, nusc, eval_set, cfg, verbose)
     _write_json(out / "metrics_summary.json", summary)
     _write_json(out / "metrics_details.json", details)
-    print_tracking_summary(summary)
+    if task == "det":
+        from .fasteval import print_detection_summary as print_summary
+    else:
+        from .fasteval.tracking import print_tracking_summary as print_summary
+    print_summary(summary)
     if backend == "both":
         _compare(out, out / "devkit")
         print(f"backend both: every number of both files equals the devkit's (to {TOLERANCE:g})")
