@@ -214,6 +214,33 @@ def test_no_ground_truth_of_a_class_and_bike_racks_equal_the_devkit(edited_world
     assert (kept.label == bicycle).sum() < (gt.label == bicycle).sum() // 2 + 1, "the racks should hide half"
 
 
+def test_ground_truth_is_read_in_each_samples_anns_order(edited_world, tmp_path):
+    """The devkit reads a sample's ground truth in its "anns" order and, of two boxes equally near, matches the
+    first. One prediction on each twinned car's centre (the car's own box): with the anns as listed the car is
+    first (no scale error); with every sample's anns reversed its twin, twice the size, is. Ours equals the
+    devkit's both ways, so it follows "anns" and not the order of the annotation table."""
+    nusc = edited_world
+    rng = np.random.default_rng(7)
+    results = {}
+    for token in split_tokens(nusc):
+        centres, results[token] = set(), []
+        for r in gt_records(nusc, token):
+            if r["detection_name"] == "car" and tuple(r["translation"]) not in centres:
+                centres.add(tuple(r["translation"]))
+                results[token].append({**r, "detection_score": float(rng.random())})
+    path = write(tmp_path, results)
+    listed = assert_equal_to_devkit(nusc, path, tmp_path / "listed")
+    anns = {s["token"]: list(s["anns"]) for s in nusc.sample}
+    try:
+        for sample in nusc.sample:
+            sample["anns"].reverse()
+        reversed_ = assert_equal_to_devkit(nusc, path, tmp_path / "reversed")
+    finally:
+        for sample in nusc.sample:
+            sample["anns"][:] = anns[sample["token"]]
+    assert listed["label_tp_errors"]["car"]["scale_err"] < 1e-9 < reversed_["label_tp_errors"]["car"]["scale_err"]
+
+
 def refusals(nusc):
     tokens = split_tokens(nusc)
     full = {t: gt_records(nusc, t) for t in tokens}
@@ -227,11 +254,19 @@ def refusals(nusc):
         "a box without a score": ({**full, tokens[0]: [{**box, "detection_score": None}]},
                                   "detection_score must be a number, not NaN or null"),
         "no box at all": ({t: [] for t in tokens}, "no box in any of the 40 samples"),
+        "text for numbers": ({**full, tokens[0]: [{**box, "translation": ["1.0", "2.0", "3.0"]}]},
+                             "translation must be 3 numbers"),
+        "lengths that add up": ({**full, tokens[0]: [{**box, "translation": box["translation"] + [1.0],
+                                                      "size": box["size"][:2]}]}, "translation must be 3 numbers"),
+        "a matched box of size 0": ({**full, tokens[0]: [{**b, "size": [0.0] + b["size"][1:]}
+                                                         for b in full[tokens[0]]]},
+                                    r"a box of size \[0.0, .*matched ground truth: sizes must be > 0"),
     }
 
 
 @pytest.mark.parametrize("case", ["a sample missing", "over 500 boxes", "an unknown class", "NaN in a box",
-                                  "a box without a score", "no box at all", "no meta"])
+                                  "a box without a score", "no box at all", "text for numbers",
+                                  "lengths that add up", "a matched box of size 0", "no meta"])
 def test_submissions_the_devkit_refuses_are_refused_with_the_reason(nusc, tmp_path, case):
     """Each refused by the devkit (an assertion or a KeyError deep inside) and by ours with a SubmissionError
     that names the problem."""

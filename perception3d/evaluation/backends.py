@@ -114,7 +114,8 @@ def _run_devkit(task: str, result_path: str, nusc, eval_set: str, out_dir: Path,
 def _run_fast(task: str, result_path: str, submission: Optional[dict], nusc, eval_set: str, cfg,
               verbose: bool) -> Tuple[Dict, Dict]:
     """Our evaluation of the file (or of its content ``submission``) → (metrics_summary, metrics_details)."""
-    from .fasteval import evaluate_detection, filter_boxes, load_ground_truth, load_samples, load_submission
+    from .fasteval import (SubmissionError, evaluate_detection, filter_boxes, load_ground_truth, load_samples,
+                           load_submission)
 
     with _bulk_reading():
         samples = load_samples(nusc, eval_set)
@@ -127,7 +128,10 @@ def _run_fast(task: str, result_path: str, submission: Optional[dict], nusc, eva
                   f"{eval_set}")
         gt, pred = filter_boxes(gt, samples, cfg.class_range), filter_boxes(pred, samples, cfg.class_range)
         if task == "det":
-            summary, details = evaluate_detection(gt, pred, len(samples.tokens), cfg, meta)
+            try:
+                summary, details = evaluate_detection(gt, pred, len(samples.tokens), cfg, meta)
+            except SubmissionError as err:  # found while scoring (a matched box of size 0): name the file
+                raise SubmissionError(f"{result_path}: {err}") from None
         else:
             from .fasteval.tracking import evaluate_tracking
 

@@ -14,7 +14,7 @@ from typing import Dict, Sequence, Tuple
 import numba
 import numpy as np
 
-from .boxes import EvalBoxArrays
+from .boxes import EvalBoxArrays, SubmissionError
 
 PRINT_NAMES = {"trans_err": "mATE", "scale_err": "mASE", "orient_err": "mAOE", "vel_err": "mAVE",
                "attr_err": "mAAE"}
@@ -69,8 +69,12 @@ def _yaw_diff(gt_yaw: np.ndarray, pred_yaw: np.ndarray, period: float) -> np.nda
 
 def _scale_err(gt_wlh: np.ndarray, pred_wlh: np.ndarray) -> np.ndarray:
     """1 − common.utils.scale_iou: the IoU of the two boxes aligned at one centre and heading."""
-    if (gt_wlh <= 0).any() or (pred_wlh <= 0).any():
-        raise ValueError("Error: sample_annotation sizes must be >0 (a matched box has a size <= 0)")
+    if (gt_wlh <= 0).any():
+        raise ValueError("the ground truth has a box of size <= 0 (w, l, h) matched by a prediction: the "
+                         "devkit's scale_iou refuses it (sample_annotation sizes must be >0)")
+    if (pred_wlh <= 0).any():
+        raise SubmissionError(f"a box of size {pred_wlh[(pred_wlh <= 0).any(axis=1)][0].tolist()} (w, l, h) "
+                              f"matched ground truth: sizes must be > 0 (the devkit's scale_iou refuses it)")
     inter = np.prod(np.minimum(gt_wlh, pred_wlh), axis=1)
     union = np.prod(gt_wlh, axis=1) + np.prod(pred_wlh, axis=1) - inter
     return 1 - inter / union
