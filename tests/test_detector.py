@@ -21,9 +21,10 @@ CONFIGS = Path(__file__).parents[1] / "configs" / "voxelnext"
 FRAME = json.loads((Path(__file__).parent / "data" / "nuscenes_frame" / "frame.json").read_text())
 
 
-def build_model(name: str):
+def build_model(name: str, options: dict = None):
     init_default_scope("perception3d")
     cfg = Config.fromfile(str(CONFIGS / name))
+    cfg.merge_from_dict(options or {})
     return cfg, MODELS.build(cfg.model)
 
 
@@ -56,14 +57,21 @@ def test_full_config_runs_a_nuscenes_size_frame_on_cpu_for_loss_and_eval_mode_pr
     assert len(det.boxes) <= 6 * 83 and (det.scores > 0.1).all() and torch.isfinite(det.boxes).all()
 
 
-def test_tiny_config_backward_reaches_every_parameter(synthetic_root):
+@pytest.mark.parametrize("name,options,loss_names", [
+    ("voxelnext_tiny_synthetic.py", None, {"loss_heatmap", "loss_bbox"}),
+    ("voxelnext_focal_tiny_synthetic.py", {"model.backbone.focal.loss_weight": 1.0},
+     {"loss_heatmap", "loss_bbox", "loss_focal"})])
+def test_tiny_config_backward_reaches_every_parameter(synthetic_root, name, options, loss_names):
+    """The tiny config, and its focal twin with the importance loss on (reported beside the head's losses)."""
     torch.manual_seed(0)
-    cfg, model = build_model("voxelnext_tiny_synthetic.py")
+    cfg, model = build_model(name, options)
     dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=synthetic_root))
     batch = pseudo_collate([dataset[0], dataset[len(dataset) // 2]])
     data = model.data_preprocessor(batch, True)
     assert len(data["inputs"]["voxels"].coords) <= 2 * 30_000
-    sum(model(**data, mode="loss").values()).backward()
+    losses = model(**data, mode="loss")
+    assert set(losses) == loss_names and all(torch.isfinite(v) and v > 0 for v in losses.values())
+    sum(losses.values()).backward()
     # a bias can sum to an exact zero over a few positives (L1 signs cancel): it must be reached; every other
     # parameter (convolution and BatchNorm weights) must move
     missing = [n for n, p in model.named_parameters()

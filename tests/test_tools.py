@@ -120,7 +120,12 @@ def test_bad_cfg_options_and_data_roots_are_one_line_errors(synthetic_root, tiny
              ("test", [TINY, str(tiny_checkpoint)] + common + ["test_dataloader.batch_size=0"],
               "test_dataloader.batch_size must be an integer of at least 1, got 0"),
              ("test", [TINY, str(tiny_checkpoint)] + common + ["model.backbone.channels=[16,32]"],
-              "cannot build it (ValueError: channels must be 6 stage widths")]
+              "cannot build it (ValueError: channels must be 6 stage widths"),
+             ("train", [TINY.replace("voxelnext_tiny", "voxelnext_focal_tiny")] + common +
+              ["model.backbone.focal.kernel_size=4"], "cannot build it (ValueError: focal kernel_size must be one of "
+                                                      "(3, 5), got 4"),
+             ("train", [TINY] + common + ["model.backbone.focal.stages=[1,7]"],
+              "backbone focal stages must be distinct stage numbers 1-6")]
     for name, argv, message in cases:
         line = one_error_line(*run(name, argv, capsys))
         assert message in line, (name, argv, line)

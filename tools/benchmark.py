@@ -5,6 +5,7 @@
     python tools/benchmark.py model [--config configs/voxelnext/voxelnext_voxel0075_nus.py] [--repeat 3]
     python tools/benchmark.py track [--boxes 200] [--frames 200]
     python tools/benchmark.py eval [--task det|track|both] [--scenes 150] [--frames 40] [--boxes 300]
+    python tools/benchmark.py focal WORK_DIR [WORK_DIR ...] [--frames 10] [--repeat 3] [--out report.md]
 
 data: key frames per second through LoadPoints + LoadSweeps(10) + global augmentation on one worker (reference:
 the devkit's LidarPointCloud.from_file_multisweep on the same frames), and info creation samples per second on
@@ -21,6 +22,12 @@ ms/frame in fp32 and under fp16 autocast.
 
 track: tracker frames per second on a scene of 200 moving boxes per frame: the default, CenterPoint's motion, Hungarian.
 
+focal: detectors trained by tools/train.py (the first is the reference, e.g. tiny against tiny-focal at the same
+seed and schedule) side by side: the devkit metrics of each run's last validation (mAP, NDS, AP per class), the
+mean time per training iteration from its log, voxels per backbone layer on validation frames (mean per frame,
+trained weights), and the time of one training step (forward + backward) on the same batches in this run, as a
+ratio to the first; with focal blocks, also with their importance loss switched on.
+
 eval: the nuScenes evaluation of a full-val-size case built in a temporary folder (tables of 150 val scenes × 40
 key frames, about 30 annotated objects per frame; a detection submission of 300 boxes per sample, a tracking
 submission with switches, fragments and false tracks): our fast evaluation beside the devkit's DetectionEval /
@@ -35,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -363,6 +371,126 @@ def bench_eval(task: str, scenes: int, frames: int, boxes: int) -> None:
               f"{'yes' if not problems else 'NO (' + problems[0] + ')'}")
 
 
+def _run_record(work_dir: Path) -> dict:
+    """A tools/train.py work dir → its dumped config, last checkpoint, mean logged time per training iteration
+    and the metrics of its last validation (from the newest run's vis_data/scalars.json)."""
+    import json
+
+    configs = sorted(p for p in work_dir.glob("*.py"))
+    runs = sorted(work_dir.glob("*/vis_data/scalars.json"))
+    pointer = work_dir / "last_checkpoint"
+    if not configs or not runs or not pointer.is_file():
+        raise SystemExit(f"{work_dir}: not a finished tools/train.py work dir (needs its config .py, "
+                         f"*/vis_data/scalars.json and last_checkpoint)")
+    lines = [json.loads(line) for line in runs[-1].read_text().splitlines() if line.strip()]
+    times = [r["time"] for r in lines if "loss" in r and "time" in r]
+    metrics = [r for r in lines if "NuScenes/NDS" in r]
+    if not metrics:
+        raise SystemExit(f"{runs[-1]}: no validation metrics (did the training reach its val epoch?)")
+    return {"config": str(configs[0]), "checkpoint": pointer.read_text().strip(), "iters": len(times),
+            "time": sum(times) / max(len(times), 1), "metrics": metrics[-1]}
+
+
+def _voxel_counts(model, batches) -> dict:
+    """Mean voxels per frame at the backbone's input, after each stage and before/after each focal block."""
+    import torch
+
+    backbone, counts, hooks = model.backbone, {}, []
+
+    def record(name):
+        def hook(module, inputs, output):
+            tensor = output[0] if isinstance(output, tuple) else output
+            counts.setdefault(name, []).append(len(tensor.indices))
+        return hook
+
+    hooks.append(backbone.conv_input.register_forward_hook(record("input")))
+    for s, stage in enumerate(backbone.stages, start=1):
+        hooks.append(stage.register_forward_hook(record(f"stage {s}")))
+    for s, block in backbone.focal.items():
+        hooks.append(block.register_forward_hook(record(f"stage {s} + focal")))
+    model.eval()
+    with torch.no_grad():
+        for batch in batches:
+            model(**model.data_preprocessor(batch), mode="predict")
+    for h in hooks:
+        h.remove()
+    return {name: sum(v) / len(v) for name, v in counts.items()}
+
+
+def bench_focal(work_dirs: List[str], frames: int, repeat: int, out: Optional[str]) -> None:
+    import copy
+    import time
+
+    import numpy as np
+    import torch
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import DefaultScope
+
+    from perception3d.apis import init_model
+    from perception3d.engine import load_config
+    from perception3d.registry import DATASETS, MODELS
+
+    import perception3d.datasets  # noqa: F401  (registers the datasets and transforms)
+
+    records = [_run_record(Path(w)) for w in work_dirs]
+    cfg = load_config(records[0]["config"])
+    with DefaultScope.overwrite_default_scope("perception3d"):
+        val = DATASETS.build(cfg.val_dataloader.dataset)
+        train = DATASETS.build(cfg.train_dataloader.dataset)
+    val_batches = [pseudo_collate([val[i]]) for i in range(min(frames, len(val)))]
+    np.random.seed(0)
+    torch.manual_seed(0)
+    train_batches = [pseudo_collate([train[2 * i], train[2 * i + 1]]) for i in range(repeat)]
+    models = {}
+    for work_dir, record in zip(work_dirs, records):
+        model = init_model(record["config"], record["checkpoint"])
+        models[Path(work_dir).name] = model
+        if model.backbone.focal and not any(b.loss_weight > 0 for b in model.backbone.focal.values()):
+            with_loss = copy.deepcopy(model)  # the same weights with the importance loss switched on
+            for block in with_loss.backbone.focal.values():  # the detector gave them the voxel geometry
+                block.loss_weight = 1.0
+            models[Path(work_dir).name + " (+ importance loss)"] = with_loss
+    step_times = {}
+    for name, model in models.items():
+        model.train()
+        times = []
+        for k, batch in enumerate([train_batches[0]] + train_batches):  # the first warms up
+            started = time.perf_counter()
+            losses = model(**model.data_preprocessor(copy.deepcopy(batch), True), mode="loss")
+            sum(v for key, v in losses.items() if "loss" in key).backward()
+            model.zero_grad()
+            if k:
+                times.append(time.perf_counter() - started)
+        step_times[name] = float(np.median(times))
+    counts = {name: _voxel_counts(model, val_batches) for name, model in models.items() if "+" not in name}
+
+    names = [Path(w).name for w in work_dirs]
+    classes = [k.split("AP_")[1] for k in records[0]["metrics"] if k.startswith("NuScenes/AP_")]
+    lines = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, label in [("NuScenes/mAP", "mAP"), ("NuScenes/NDS", "NDS")] + \
+            [(f"NuScenes/AP_{c}", f"AP {c}") for c in classes]:
+        lines.append(f"| {label} | " + " | ".join(f"{r['metrics'][key]:.4f}" for r in records) + " |")
+    lines.append("| s per training iteration (log mean) | " +
+                 " | ".join(f"{r['time']:.2f} ({r['iters'] * 20} it)" for r in records) + " |")
+    reference = step_times[names[0]]
+    lines.append("| training step, same batches, this run | " + " | ".join(
+        f"{step_times[n]:.2f} s ({step_times[n] / reference:.2f}x)" for n in names) + " |")
+    for name, t in step_times.items():
+        if "+" in name:
+            lines.append(f"| training step with the importance loss ({name.split(' (')[0]}) | " + " | ".join(
+                f"{t:.2f} s ({t / reference:.2f}x)" if n == name.split(" (")[0] else "" for n in names) + " |")
+    layers = list(dict.fromkeys(k for c in counts.values() for k in c))
+    layers.sort(key=lambda k: (k != "input", k))
+    for layer in layers:
+        lines.append(f"| voxels per frame, {layer} | " + " | ".join(
+            f"{counts[n][layer]:,.0f}" if layer in counts[n] else "" for n in names) + " |")
+    report = "\n".join(lines)
+    print(f"{len(val_batches)} validation frames (voxels), {repeat} training batches of 2 (step time, median):")
+    print(report)
+    if out:
+        Path(out).write_text(report + "\n")
+
+
 @contextlib.contextmanager
 def _preloaded(nusc, path: Path, submission: dict):
     """The devkit gets what the fast side gets: the loaded tables (TrackingEval loads them itself) and the
@@ -401,8 +529,15 @@ def main(argv=None) -> int:
     ev.add_argument("--scenes", type=int, default=150, help="val scenes (150: the whole val split)")
     ev.add_argument("--frames", type=int, default=40, help="key frames per scene")
     ev.add_argument("--boxes", type=int, default=300, help="detection boxes per sample")
+    focal = sub.add_parser("focal", help="trained detectors side by side: metrics, voxels per layer, step time")
+    focal.add_argument("work_dirs", nargs="+", help="tools/train.py work dirs; the first is the reference")
+    focal.add_argument("--frames", type=int, default=10, help="validation frames for the voxel counts")
+    focal.add_argument("--repeat", type=int, default=3, help="training batches timed per model")
+    focal.add_argument("--out", help="also write the table (markdown) here")
     args = parser.parse_args(argv)
-    if args.what == "eval":
+    if args.what == "focal":
+        bench_focal(args.work_dirs, args.frames, args.repeat, args.out)
+    elif args.what == "eval":
         bench_eval(args.task, args.scenes, args.frames, args.boxes)
     elif args.what == "data":
         bench_data(args.data_root, args.frames)

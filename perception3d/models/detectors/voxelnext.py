@@ -51,7 +51,8 @@ class VoxelNeXt(BaseModel):
     def __init__(self, backbone: dict, head: dict, data_preprocessor: dict, init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         voxelizer = self.data_preprocessor.voxelizer
-        self.backbone = MODELS.build(backbone)
+        geometry = dict(voxel_size=voxelizer.voxel_size, point_cloud_range=voxelizer.point_cloud_range)
+        self.backbone = MODELS.build(dict(backbone, **geometry) if backbone.get("focal") else backbone)
         self.head = MODELS.build(dict(head, voxel_size=voxelizer.voxel_size,
                                       point_cloud_range=voxelizer.point_cloud_range, stride=self.backbone.stride))
 
@@ -81,15 +82,17 @@ class VoxelNeXt(BaseModel):
             raise ValueError("mode='loss' needs data_samples with gt_boxes and gt_labels")
         if not len(voxels.coords):  # spconv cannot convolve an empty tensor
             return self._without_voxels(voxels.batch_size, mode)
-        bev = self.extract_feat(voxels)
         if mode == "loss":
             empty = voxels.batch_size - len(torch.unique(voxels.coords[:, 0]))
             if empty:
                 print_log(f"{empty} training sample(s) without a point inside point_cloud_range left out of the "
                           f"loss", logger="current", level=30)
-            device = bev.features.device
-            return self.head.loss(bev, [s.gt_boxes.to(device) for s in data_samples],
-                                  [s.gt_labels.to(device) for s in data_samples])
+            device = voxels.features.device
+            gt_boxes = [s.gt_boxes.to(device) for s in data_samples]
+            bev, backbone_losses = self.backbone.forward_with_losses(voxels, gt_boxes)
+            return {**self.head.loss(bev, gt_boxes, [s.gt_labels.to(device) for s in data_samples]),
+                    **backbone_losses}
+        bev = self.extract_feat(voxels)
         if mode == "predict":
             return self.head.predict(bev)
         return self.head(bev)
