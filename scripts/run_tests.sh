@@ -8,4 +8,7 @@ bash scripts/setup.sh xvfb
 # one core while the rest run on the other (torch gains little from a second thread on spconv's CPU path, and
 # two processes of two threads on two cores slow each other down several times)
 export OMP_NUM_THREADS=1
+# mmengine imports yapf, which writes its grammar cache (not atomically) on the first import on a machine: done
+# once here, so that the two workers do not read it half-written ("EOFError: Ran out of input")
+.venv/bin/python -c "import mmengine.config"
 .venv/bin/python -m pytest tests -q -n 2 --dist worksteal --durations=12 "$@"

@@ -373,7 +373,8 @@ def bench_eval(task: str, scenes: int, frames: int, boxes: int) -> None:
 
 def _run_record(work_dir: Path) -> dict:
     """A tools/train.py work dir → its dumped config, last checkpoint, mean logged time per training iteration
-    and the metrics of its last validation (from the newest run's vis_data/scalars.json)."""
+    (over every run of the dir: a resumed training logs in a new one) and the metrics of its last validation
+    (vis_data/scalars.json)."""
     import json
 
     configs = sorted(p for p in work_dir.glob("*.py"))
@@ -382,11 +383,11 @@ def _run_record(work_dir: Path) -> dict:
     if not configs or not runs or not pointer.is_file():
         raise SystemExit(f"{work_dir}: not a finished tools/train.py work dir (needs its config .py, "
                          f"*/vis_data/scalars.json and last_checkpoint)")
-    lines = [json.loads(line) for line in runs[-1].read_text().splitlines() if line.strip()]
+    lines = [json.loads(line) for run in runs for line in run.read_text().splitlines() if line.strip()]
     times = [r["time"] for r in lines if "loss" in r and "time" in r]
     metrics = [r for r in lines if "NuScenes/NDS" in r]
     if not metrics:
-        raise SystemExit(f"{runs[-1]}: no validation metrics (did the training reach its val epoch?)")
+        raise SystemExit(f"{work_dir}: no validation metrics yet (has the training reached its last epoch?)")
     return {"config": str(configs[0]), "checkpoint": pointer.read_text().strip(), "iters": len(times),
             "time": sum(times) / max(len(times), 1), "metrics": metrics[-1]}
 
