@@ -429,7 +429,7 @@ def bench_focal(work_dirs: List[str], frames: int, repeat: int, out: Optional[st
 
     from perception3d.apis import init_model
     from perception3d.engine import load_config
-    from perception3d.registry import DATASETS, MODELS
+    from perception3d.registry import DATASETS
 
     import perception3d.datasets  # noqa: F401  (registers the datasets and transforms)
 
