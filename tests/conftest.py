@@ -29,9 +29,29 @@ def synthetic_root(tmp_path_factory) -> str:
         shared = shared.parent  # the run's folder, above each worker's own
     root = Path(os.environ.get("P3D_TEST_WORLD") or shared / "synthetic")
     with FileLock(str(root) + ".lock"):
-        create_synthetic_world(str(root), "v1.0-mini", n_scenes=3, seed=0, progress=False)
-        if not (root / "nuscenes_dbinfos_train.pkl").exists():
+        world = create_synthetic_world(str(root), "v1.0-mini", n_scenes=3, seed=0, progress=False)
+        if not world["reused"] or not (root / "nuscenes_dbinfos_train.pkl").exists():
             create_infos(str(root), "v1.0-mini", max_sweeps=10, progress=False)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def seg_root(tmp_path_factory) -> str:
+    """A synthetic world holding both mini_val scenes (the devkit's LidarSegEval scores a whole split) and two
+    mini_train scenes, with infos; built once per test session (P3D_TEST_SEG_WORLD to reuse one)."""
+    from filelock import FileLock
+
+    from perception3d.datasets.create_infos import create_infos
+    from perception3d.datasets.synthetic import create_synthetic_world
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    root = Path(os.environ.get("P3D_TEST_SEG_WORLD") or shared / "synthetic_seg")
+    with FileLock(str(root) + ".lock"):
+        world = create_synthetic_world(str(root), "v1.0-mini", n_scenes=4, n_val=2, seed=0, progress=False)
+        if not world["reused"] or not (root / "nuscenes_infos_val.pkl").exists():
+            create_infos(str(root), "v1.0-mini", max_sweeps=2, progress=False)
     return str(root)
 
 

@@ -1,6 +1,7 @@
 """Creates datasets and their infos.
 
-    python tools/create_data.py synthetic --out DIR [--version v1.0-mini|v1.0-trainval] [--scenes N] [--seed S]
+    python tools/create_data.py synthetic --out DIR [--version v1.0-mini|v1.0-trainval] [--scenes N] [--val-scenes V]
+        [--seed S]
     python tools/create_data.py nuscenes --root DIR --version V [--max-sweeps 10] [--workers N]
 """
 from __future__ import annotations
@@ -19,6 +20,8 @@ def parse_args(argv=None):
     syn.add_argument("--out", required=True, help="data root to write (e.g. data/synthetic)")
     syn.add_argument("--version", default="v1.0-mini", choices=["v1.0-mini", "v1.0-trainval"])
     syn.add_argument("--scenes", type=int, default=None, help="number of scenes (default: all of the version's split lists)")
+    syn.add_argument("--val-scenes", type=int, default=None,
+                     help="how many of the scenes are val scenes (default: about 1 in 5)")
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     syn.add_argument("--no-infos", action="store_true", help="do not create the infos and GT database afterwards")
@@ -43,12 +46,16 @@ def main(argv=None) -> int:
 
 def run(args) -> int:
     """Does what ``args`` asks; raises UserError for a root that is not a nuScenes-format one."""
-    from perception3d.engine import check_nuscenes_root
+    from perception3d.engine import UserError, check_nuscenes_root
 
     if args.command == "synthetic":
         from perception3d.datasets.synthetic import create_synthetic_world
 
-        summary = create_synthetic_world(args.out, args.version, args.scenes, args.seed, args.workers)
+        try:
+            summary = create_synthetic_world(args.out, args.version, args.scenes, args.seed, args.workers,
+                                             n_val=args.val_scenes)
+        except ValueError as e:
+            raise UserError(str(e)) from e
         state = "already there, kept" if summary["reused"] else f"written in {summary['seconds']} s"
         print(f"synthetic world {args.version} at {args.out}: {state}")
         print(f"  scenes: {summary['splits']['train']} train + {summary['splits']['val']} val, "

@@ -1,9 +1,10 @@
 """nuScenes data: infos, GT database, dataset, transforms and the synthetic world."""
 from . import transforms  # noqa: F401  (registers the transforms)
 from .classes import CLASSES
-from .nuscenes_dataset import CBGSDataset, NuScenesDataset
+from .lidarseg import SEG_CLASSES
+from .nuscenes_dataset import CBGSDataset, NuScenesDataset, NuScenesSegDataset
 from .nuscenes_infos import INFO_FORMAT_VERSION, info_path, load_infos
 from .samplers import SampleKey, SeededSampler
 
-__all__ = ["CLASSES", "CBGSDataset", "NuScenesDataset", "INFO_FORMAT_VERSION", "info_path", "load_infos", "SampleKey",
+__all__ = ["CLASSES", "SEG_CLASSES", "CBGSDataset", "NuScenesDataset", "NuScenesSegDataset", "INFO_FORMAT_VERSION", "info_path", "load_infos", "SampleKey",
            "SeededSampler"]

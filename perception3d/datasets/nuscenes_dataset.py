@@ -9,6 +9,7 @@ from mmengine.dataset import BaseDataset
 from ..registry import DATASETS, TRANSFORMS
 from ..structures import LidarSample
 from .classes import CLASSES
+from .lidarseg import SEG_CLASSES
 from .nuscenes_infos import load_infos
 from .samplers import SampleKey
 from .transforms.random_state import seeded_sample
@@ -66,6 +67,36 @@ class NuScenesDataset(BaseDataset):
     def class_labels(self, idx: int) -> np.ndarray:
         """Labels of the boxes of item ``idx`` (after the points filter), without loading points."""
         return self.make_sample(self.get_data_info(idx)).gt_labels
+
+
+@DATASETS.register_module()
+class NuScenesSegDataset(NuScenesDataset):
+    """nuScenes-lidarseg (or the synthetic world's labels): key frames whose points carry classes 1–16 of the
+    devkit's mapping (0 ignored), for LiDAR semantic segmentation. Outside test mode every info must name its
+    lidarseg file; the pipeline reads it (``LoadPoints(with_point_index=True)``, ``LoadPointLabels``)."""
+
+    METAINFO = {"classes": SEG_CLASSES}
+
+    def __init__(self, data_root: str, ann_file: str, pipeline: Sequence = (), classes: Sequence[str] = SEG_CLASSES,
+                 test_mode: bool = False, **kwargs):
+        if tuple(classes) != SEG_CLASSES:
+            raise ValueError(f"classes must be the devkit's {len(SEG_CLASSES)} lidarseg classes in its order "
+                             f"{list(SEG_CLASSES)}, got {list(classes)}")
+        super().__init__(data_root, ann_file, pipeline, classes, test_mode=test_mode, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        data_list = super().load_data_list()
+        if not self.test_mode:
+            unlabelled = sum(1 for info in data_list if not info.get("lidarseg_path"))
+            if unlabelled:
+                raise ValueError(f"{unlabelled} of the {len(data_list)} key frames of {self.ann_file} have no "
+                                 f"lidarseg labels: the data root needs lidarseg.json and its label files "
+                                 f"(nuScenes-lidarseg), then: python tools/create_data.py nuscenes --root "
+                                 f"{self.data_root} --version <version>")
+        return data_list
+
+    def make_sample(self, info: dict) -> LidarSample:
+        return LidarSample(info=info, data_root=self.data_root)
 
 
 @DATASETS.register_module()

@@ -3,7 +3,10 @@
 ``nuscenes_infos_{split}.pkl`` holds ``{"metainfo": {...}, "data_list": [info, ...]}``; an info is a dict with
 
 - ``token``, ``scene_token``, ``scene_name``, ``timestamp`` (µs);
-- ``lidar_path`` (relative to the data root), ``lidar2ego`` and ``ego2global`` (float64 (4, 4));
+- ``lidar_path`` (relative to the data root), ``lidar_token`` (its sample_data token), ``lidar2ego`` and
+  ``ego2global`` (float64 (4, 4));
+- ``lidarseg_path``: the key frame's nuScenes-lidarseg label file (relative to the data root), None where the
+  root has no lidarseg;
 - ``sweeps``: up to ``max_sweeps`` earlier LiDAR sweeps, newest first, each
   ``{"lidar_path", "timestamp", "sweep2lidar" (4, 4) into the key frame's LiDAR frame, "time_lag" (s)}``;
 - ``gt_boxes`` float32 (M, 9) in the key frame's LiDAR frame (velocity NaN → 0), ``gt_names`` (M,) str,
@@ -26,7 +29,7 @@ from ..structures import invert_pose, quaternions_to_yaw, record_pose, transform
 from ..utils.io import atomic_pickle
 from ..version import __version__
 
-INFO_FORMAT_VERSION = 1
+INFO_FORMAT_VERSION = 2  # 2: lidar_token and lidarseg_path
 SPLITS = {"v1.0-mini": ("mini_train", "mini_val"), "v1.0-trainval": ("train", "val"), "v1.0-test": ("test",)}
 
 
@@ -53,6 +56,28 @@ def load_infos(path: str) -> dict:
 _NUSC = None  # the devkit's NuScenes of the current pass, shared with forked workers
 
 
+def _lidarseg_path(nusc, sample_data_token: str) -> Optional[str]:
+    if not hasattr(nusc, "lidarseg"):
+        return None
+    try:
+        return nusc.get("lidarseg", sample_data_token)["filename"]
+    except KeyError:
+        return None
+
+
+def check_lidarseg_categories(nusc) -> None:
+    """Refuses a root whose lidarseg ``category.json`` numbers the categories otherwise than nuScenes-lidarseg
+    (``LoadPointLabels`` maps the indices of the label files through that numbering)."""
+    from .lidarseg import CATEGORY_INDEX
+
+    if not hasattr(nusc, "lidarseg"):
+        return
+    wrong = {name: index for name, index in nusc.lidarseg_name2idx_mapping.items() if CATEGORY_INDEX.get(name) != index}
+    if wrong:
+        raise ValueError(f"{nusc.dataroot}/{nusc.version}/category.json numbers lidarseg categories otherwise than "
+                         f"nuScenes-lidarseg: {wrong} (expected {({n: CATEGORY_INDEX.get(n) for n in wrong})})")
+
+
 def _sample_info(sample_token: str, max_sweeps: int, with_gt: bool) -> dict:
     nusc = _NUSC
     sample = nusc.get("sample", sample_token)
@@ -63,7 +88,8 @@ def _sample_info(sample_token: str, max_sweeps: int, with_gt: bool) -> dict:
     scene = nusc.get("scene", sample["scene_token"])
     info = {
         "token": sample_token, "scene_token": sample["scene_token"], "scene_name": scene["name"],
-        "timestamp": sample["timestamp"], "lidar_path": sd["filename"],
+        "timestamp": sample["timestamp"], "lidar_path": sd["filename"], "lidar_token": sd["token"],
+        "lidarseg_path": _lidarseg_path(nusc, sd["token"]),
         "lidar2ego": lidar2ego, "ego2global": ego2global, "sweeps": [],
     }
     prev = sd["prev"]
@@ -115,6 +141,7 @@ def collect_infos(nusc, max_sweeps: int = 10, workers: Optional[int] = None,
         for name in official[split]:
             scene_split[name] = split.replace("mini_", "")
     with_gt = nusc.version != "v1.0-test"
+    check_lidarseg_categories(nusc)
     tokens = [s["token"] for s in nusc.sample]
     chunks = [tokens[i:i + 64] for i in range(0, len(tokens), 64)]
     workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))

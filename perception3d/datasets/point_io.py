@@ -29,6 +29,15 @@ def load_bin_points(path: str, load_dim: int = 5) -> np.ndarray:
     return points
 
 
+def count_file_points(path: str, load_dim: int = 5) -> int:
+    """Rows of a float32 .bin point file of ``load_dim`` columns, every row counted (as lidarseg files count
+    them), without reading it."""
+    try:
+        return os.path.getsize(str(path)) // (4 * load_dim)
+    except OSError:
+        raise FileNotFoundError(f"point file {path} does not exist (is the data root right?)") from None
+
+
 def drop_non_finite(points: np.ndarray, path: str) -> np.ndarray:
     """``points`` (N, C) without its rows holding a NaN or inf, with one warning naming ``path`` and how many rows
     were dropped (none when every value is finite)."""

@@ -48,7 +48,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None, data_root: Option
     for name in ("val_evaluator", "test_evaluator"):  # the devkit's files go to <work-dir>/eval unless named
         evaluators = cfg.get(name)
         for evaluator in evaluators if isinstance(evaluators, list) else [evaluators]:
-            if isinstance(evaluator, dict) and evaluator.get("type") == "NuScenesMetric":
+            if isinstance(evaluator, dict) and evaluator.get("type") in ("NuScenesMetric", "LidarSegMetric"):
                 evaluator.setdefault("out_dir", str(Path(cfg.work_dir) / "eval"))
     return cfg
 

@@ -17,6 +17,11 @@ class LidarSample:
     ``points`` float32 (N, 5): x, y, z (m), intensity, time_lag (s); ``gt_boxes`` float32 (M, 9) in our
     convention with ``gt_labels`` int64 (M,) indices into the dataset's classes; ``aug_matrix`` (4, 4) maps the
     original LiDAR frame into the augmented one (identity until a global augmentation runs).
+
+    Segmentation adds two per-point columns that follow every selection of ``points`` (:meth:`select_points`):
+    ``point_index`` int64 (N,), the row of each point in the key frame's point file (-1 for a sweep's point), and
+    ``pts_labels`` int64 (N,), its class 0–16 (0: ignored; sweep points get 0). ``num_file_points``: rows of the
+    key frame's point file.
     """
 
     info: Mapping
@@ -25,6 +30,22 @@ class LidarSample:
     gt_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, BOX_DIM), dtype=np.float32))
     gt_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     aug_matrix: np.ndarray = field(default_factory=lambda: np.eye(4))
+    point_index: Optional[np.ndarray] = None
+    pts_labels: Optional[np.ndarray] = None
+    num_file_points: int = 0
+
+    @property
+    def has_point_columns(self) -> bool:
+        """Whether per-point columns (point_index, pts_labels) ride along with the points."""
+        return self.point_index is not None or self.pts_labels is not None
+
+    def select_points(self, rows: np.ndarray) -> None:
+        """Keeps (bool (N,)) or gathers (int (K,)) rows of the points and of their per-point columns alike."""
+        self.points = self.points[rows]
+        if self.point_index is not None:
+            self.point_index = self.point_index[rows]
+        if self.pts_labels is not None:
+            self.pts_labels = self.pts_labels[rows]
 
     def apply_affine(self, matrix: np.ndarray) -> None:
         """Moves points (in place) and boxes by a (4, 4) similarity (rotation, uniform scale, reflection,

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import numpy as np
+from scipy.spatial import cKDTree
 
+from ..lidarseg import CATEGORY_INDEX
 from .lidar import BOX, CYLINDER, SPHERE
 
 # detection class → (mean length, width, height in m), [(nuScenes category, weight)]
@@ -41,6 +43,10 @@ SIDE_ORIGINS = ((-1, -LANE_WIDTH / 2), (1, 3.5 * LANE_WIDTH))  # (sign, d of the
 # people standing, bushes, walls
 BIKE, PARKING, ZONE_LINE, ZONE_WORK, POLES, RACKS = 0.75, 2.9, 1.7, 3.55, 4.6, 5.25
 WALK, STAND, BUSH, WALL = (6.0, 6.9, 7.8), 8.7, 10.0, 11.0
+# what the ground is, by lateral offset outward from the side origin (m): the lanes, bike and parking lanes are
+# driveable surface up to the curb (the parking lane's outer edge), then sidewalk (curb line, racks, walking
+# and standing lines), then terrain (bushes, walls and beyond)
+CURB, SIDEWALK_END = 4.3, 9.4
 ANNOTATION_RANGE = 75.0  # an object is annotated at a key frame when its centre is this close to the ego (m)
 EGO_SIZE = (1.8, 1.7, 1.1)  # roof block under LIDAR_TOP, 0.3-1.4 m above ground: its returns lie within 1 m of the sensor
 
@@ -81,6 +87,8 @@ class SceneLayout:
     clutter_kinds: np.ndarray  # (Q,) static primitives in the global frame
     clutter_params: np.ndarray  # (Q, 8)
     clutter_reflectivity: np.ndarray  # (Q,)
+    clutter_category: np.ndarray  # (Q,) int64 nuScenes-lidarseg category index of each primitive
+    path: Optional["StreetPath"] = None  # the street, which says what the ground is where
     origin: np.ndarray = field(default_factory=lambda: np.zeros(2))  # global offset of the scene
 
 
@@ -116,6 +124,27 @@ class StreetPath:
         x = np.interp(s, self.s, self.x) - np.sin(h) * d
         y = np.interp(s, self.s, self.y) + np.cos(h) * d
         return np.stack([x, y], axis=-1), h
+
+    def lateral_offset(self, xy: np.ndarray) -> np.ndarray:
+        """float64 (N,) street coordinate d of global (N, 2) points: the offset from the nearest point of the
+        path, left positive (the path is locally straight at its 1 m sampling: curvature under 1/60 m)."""
+        if getattr(self, "_tree", None) is None:
+            self._tree = cKDTree(np.stack([self.x, self.y], axis=1))
+        nearest = self._tree.query(xy)[1]
+        h = self.heading[nearest]
+        along = (xy[:, 0] - self.x[nearest]) * np.cos(h) + (xy[:, 1] - self.y[nearest]) * np.sin(h)
+        foot, h = self.pose(self.s[nearest] + along, np.zeros(len(xy)))
+        return -(xy[:, 0] - foot[:, 0]) * np.sin(h) + (xy[:, 1] - foot[:, 1]) * np.cos(h)
+
+    def ground_category(self, xy: np.ndarray) -> np.ndarray:
+        """int64 (N,) lidarseg category index of the ground at global (N, 2) points: flat.driveable_surface
+        between the curbs, flat.sidewalk up to SIDEWALK_END, flat.terrain beyond."""
+        d = self.lateral_offset(xy)
+        (right_sign, right_edge), (left_sign, left_edge) = SIDE_ORIGINS
+        outward = np.maximum((d - right_edge) * right_sign, (d - left_edge) * left_sign)  # < 0 between the sides
+        return np.select([outward < CURB, outward < SIDEWALK_END],
+                         [CATEGORY_INDEX["flat.driveable_surface"], CATEGORY_INDEX["flat.sidewalk"]],
+                         CATEGORY_INDEX["flat.terrain"]).astype(np.int64)
 
 
 def _box(cx, cy, cz, lx, ly, lz, yaw=0.0):
@@ -370,19 +399,24 @@ def build_scene(rng: np.random.Generator, origin_xy: np.ndarray) -> SceneLayout:
         b.fill_line(lo, hi, 25.0, stand)
 
     clutter = _clutter(rng, path, *b.span(0.0), zones=all_zones)
-    return SceneLayout(times, key_frames, ego_xy, np.unwrap(ego_yaw), b.objects, *clutter, origin=np.asarray(origin_xy))
+    return SceneLayout(times, key_frames, ego_xy, np.unwrap(ego_yaw), b.objects, *clutter, path=path,
+                       origin=np.asarray(origin_xy))
 
 
 def _clutter(rng, path: StreetPath, lo: float, hi: float, zones):
-    """Walls, poles, trees and bushes along both sides (no poles in construction zones): global primitives."""
+    """Walls, poles, trees and bushes along both sides (no poles in construction zones): global primitives, their
+    reflectivities and lidarseg categories (walls and poles static.manmade; tree trunks, crowns and bushes
+    static.vegetation, as nuScenes-lidarseg labels trunks)."""
     kinds: List[int] = []
     params: List[list] = []
     refl: List[float] = []
+    category: List[int] = []
 
-    def put(kind_params, reflectivity):
+    def put(kind_params, reflectivity, name):
         kinds.append(kind_params[0])
         params.append(kind_params[1])
         refl.append(reflectivity)
+        category.append(CATEGORY_INDEX[name])
 
     for sign, edge in SIDE_ORIGINS:
         at = lambda off: edge + sign * off  # noqa: E731
@@ -393,7 +427,8 @@ def _clutter(rng, path: StreetPath, lo: float, hi: float, zones):
                 mid = s + length / 2
                 xy, h = path.pose(np.array([mid]), np.array([at(WALL + 0.3)]))
                 height = rng.uniform(3.0, 12.0)
-                put(_box(xy[0, 0], xy[0, 1], height / 2, length, 0.6, height, h[0]), rng.uniform(15, 45))
+                put(_box(xy[0, 0], xy[0, 1], height / 2, length, 0.6, height, h[0]), rng.uniform(15, 45),
+                    "static.manmade")
             s += length + rng.uniform(0.5, 8.0)
         s = lo + rng.uniform(0, 10)
         while s < hi:  # poles and trees on the curb line
@@ -403,15 +438,18 @@ def _clutter(rng, path: StreetPath, lo: float, hi: float, zones):
             xy, _ = path.pose(np.array([s]), np.array([at(POLES)]))
             x, y = xy[0]
             if rng.random() < 0.5:
-                put(_cyl(x, y, 0.0, rng.uniform(3.0, 8.0), rng.uniform(0.08, 0.2)), rng.uniform(30, 70))
+                put(_cyl(x, y, 0.0, rng.uniform(3.0, 8.0), rng.uniform(0.08, 0.2)), rng.uniform(30, 70),
+                    "static.manmade")
             else:
                 r = rng.uniform(1.2, 2.2)
-                put(_cyl(x, y, 0.0, 4.2, rng.uniform(0.12, 0.25)), rng.uniform(8, 20))
-                put(_sphere(x, y, 4.0 + r + rng.uniform(0, 1.0), r), rng.uniform(5, 15))
+                put(_cyl(x, y, 0.0, 4.2, rng.uniform(0.12, 0.25)), rng.uniform(8, 20), "static.vegetation")
+                put(_sphere(x, y, 4.0 + r + rng.uniform(0, 1.0), r), rng.uniform(5, 15), "static.vegetation")
             s += rng.uniform(12.0, 35.0)
         s = lo + rng.uniform(0, 10)
         while s < hi:  # bushes by the walls
             xy, _ = path.pose(np.array([s]), np.array([at(BUSH + rng.uniform(-0.1, 0.1))]))
-            put(_sphere(xy[0, 0], xy[0, 1], rng.uniform(0.0, 0.4), rng.uniform(0.5, 0.85)), rng.uniform(5, 15))
+            put(_sphere(xy[0, 0], xy[0, 1], rng.uniform(0.0, 0.4), rng.uniform(0.5, 0.85)), rng.uniform(5, 15),
+                "static.vegetation")
             s += rng.uniform(4.0, 25.0)
-    return np.array(kinds, dtype=np.int64), np.array(params, dtype=np.float64), np.array(refl, dtype=np.float64)
+    return (np.array(kinds, dtype=np.int64), np.array(params, dtype=np.float64), np.array(refl, dtype=np.float64),
+            np.array(category, dtype=np.int64))

@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from ...ops import points_in_boxes_mask
+from ..lidarseg import CATEGORY_INDEX
 from ...structures import pose_matrix, transform_points, yaw_to_quaternion
 from .layout import EGO_SIZE, SceneLayout, shape_to_global
 from .lidar import BOX, GROUND, MISS, NO_RETURN_XYZ, LidarModel, cast_rays, count_unoccluded_rays
@@ -55,16 +56,17 @@ def objects_near(layout: SceneLayout, frame: int, radius: float) -> np.ndarray:
 
 @dataclass
 class Sweep:
-    """A simulated sweep: points as nuScenes writes them and which object each ray hit."""
+    """A simulated sweep: points as nuScenes writes them, which object each ray hit and what it hit."""
 
     points: np.ndarray  # float32 (R, 5): x, y, z (sensor frame), intensity 0-255, ring
     owner: np.ndarray  # int64 (R,): object index, -1 clutter/ground/none, -2 ego
+    labels: np.ndarray  # uint8 (R,): lidarseg category index of what the ray hit, "noise" for no return
     unoccluded: Optional[np.ndarray] = None  # int64 (n_objects,) rays each object would get unoccluded
 
 
 def _frame_primitives(layout: SceneLayout, frame: int, sensor_xy: np.ndarray, reach: float):
-    """Primitives in reach of the sensor at a frame, with their owners and reflectivities."""
-    kinds, params, owners, refl = [], [], [], []
+    """Primitives in reach of the sensor at a frame, with their owners, reflectivities and lidarseg categories."""
+    kinds, params, owners, refl, category = [], [], [], [], []
     ego = ego2global(layout, frame)
     centre = ego[:3, :3] @ np.array([LIDAR_TRANSLATION[0], 0.0, 0.3 + EGO_SIZE[2] / 2]) + ego[:3, 3]
     yaw = layout.ego_yaw[frame]
@@ -73,6 +75,7 @@ def _frame_primitives(layout: SceneLayout, frame: int, sensor_xy: np.ndarray, re
                              np.cos(yaw), np.sin(yaw)]]))
     owners.append(np.array([EGO_OWNER]))
     refl.append(np.array([20.0]))
+    category.append(np.array([CATEGORY_INDEX["vehicle.ego"]]))
     for o in objects_near(layout, frame, reach):
         obj = layout.objects[o]
         k, p = shape_to_global(obj.shape, obj.xy[frame], obj.size[2] / 2, obj.yaw[frame])
@@ -80,13 +83,15 @@ def _frame_primitives(layout: SceneLayout, frame: int, sensor_xy: np.ndarray, re
         params.append(p)
         owners.append(np.full(len(k), o))
         refl.append(np.full(len(k), obj.shape.reflectivity))
+        category.append(np.full(len(k), CATEGORY_INDEX[obj.category]))
     near = np.linalg.norm(layout.clutter_params[:, :2] - sensor_xy, axis=1) <= reach + 20.0
     kinds.append(layout.clutter_kinds[near])
     params.append(layout.clutter_params[near])
     owners.append(np.full(int(near.sum()), CLUTTER_OWNER))
     refl.append(layout.clutter_reflectivity[near])
+    category.append(layout.clutter_category[near])
     return (np.concatenate(kinds).astype(np.int64), np.ascontiguousarray(np.concatenate(params)),
-            np.concatenate(owners).astype(np.int64), np.concatenate(refl))
+            np.concatenate(owners).astype(np.int64), np.concatenate(refl), np.concatenate(category))
 
 
 def simulate_sweep(layout: SceneLayout, frame: int, model: LidarModel, rng: np.random.Generator,
@@ -96,7 +101,7 @@ def simulate_sweep(layout: SceneLayout, frame: int, model: LidarModel, rng: np.r
     origin = l2g[:3, 3].copy()
     directions_sensor = model.ray_directions()
     directions = np.ascontiguousarray(directions_sensor @ l2g[:3, :3].T)
-    kinds, params, owners, refl = _frame_primitives(layout, frame, origin[:2], model.max_range)
+    kinds, params, owners, refl, category = _frame_primitives(layout, frame, origin[:2], model.max_range)
     rng_m, hit, cosang = cast_rays(origin, directions, kinds, params, model.max_range)
 
     n = len(directions)
@@ -109,12 +114,18 @@ def simulate_sweep(layout: SceneLayout, frame: int, model: LidarModel, rng: np.r
     points[:, 3] = np.where(returned, np.clip(np.round(intensity), 0, 255), 0)
     points[:, 4] = model.rings()
     owner = np.where(returned & (hit >= 0), owners[np.maximum(hit, 0)], CLUTTER_OWNER)
+    labels = np.full(n, CATEGORY_INDEX["noise"], dtype=np.uint8)
+    on_primitive = returned & (hit >= 0)
+    labels[on_primitive] = category[hit[on_primitive]]
+    on_ground = returned & (hit == GROUND)
+    ground_xy = origin[:2] + directions[on_ground, :2] * rng_m[on_ground, None]  # the true hit, before range noise
+    labels[on_ground] = layout.path.ground_category(ground_xy)
 
     unoccluded = None
     if count_unoccluded:
         unoccluded = count_unoccluded_rays(origin, directions, kinds, params, owners, len(layout.objects),
                                            model.max_range)
-    return Sweep(points, owner, unoccluded)
+    return Sweep(points, owner, labels, unoccluded)
 
 
 def count_points_in_annotations(points: np.ndarray, lidar2global: np.ndarray, boxes_global: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""Writes a synthetic world in the nuScenes format: tables as JSON, LiDAR sweeps as .pcd.bin.
+"""Writes a synthetic world in the nuScenes format: tables as JSON, LiDAR sweeps as .pcd.bin, and nuScenes-lidarseg
+labels of every key frame (``lidarseg/<version>/<token>_lidarseg.bin``, listed by ``lidarseg.json``).
 
 ``nuscenes.NuScenes(version, dataroot)`` reads the result unchanged, and the
-devkit's detection and tracking evaluations run on it (scene names come from the
-devkit's own split lists).
+devkit's detection, tracking and lidarseg evaluations run on it (scene names come
+from the devkit's own split lists).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from ...utils.io import atomic_write
 from ...version import __version__
+from ..lidarseg import LIDARSEG_CATEGORIES
 from .layout import ANNOTATION_RANGE, CLASS_SPECS, CYCLES, VEHICLES, SceneLayout, build_scene
 from .lidar import LidarModel
 from .scan import (LIDAR_ROTATION, LIDAR_TRANSLATION, annotation_boxes, count_points_in_annotations, ego2global,
@@ -43,10 +45,12 @@ ATTRIBUTES = {
 }
 VISIBILITY = (("1", "v0-40", 0.4), ("2", "v40-60", 0.6), ("3", "v60-80", 0.8), ("4", "v80-100", 1.01))
 STAMP = "synthetic_world.json"  # written last: marks a complete world and the arguments that made it
+WORLD_FORMAT = 2  # 2: with lidarseg; a world stamped with an older format is written again
 
 
-def scene_names(version: str, n_scenes: Optional[int]) -> List[Tuple[str, str]]:
-    """(name, split) of the scenes to write, from the devkit's official split lists: about 4 train to 1 val."""
+def scene_names(version: str, n_scenes: Optional[int], n_val: Optional[int] = None) -> List[Tuple[str, str]]:
+    """(name, split) of the scenes to write, from the devkit's official split lists: about 4 train to 1 val, or
+    ``n_val`` val scenes (the devkit's lidarseg evaluation needs every scene of its split)."""
     if version not in VERSIONS:
         raise ValueError(f"--version must be one of {VERSIONS}, got {version!r}")
     train, val = (splits.mini_train, splits.mini_val) if version == "v1.0-mini" else (splits.train, splits.val)
@@ -54,7 +58,11 @@ def scene_names(version: str, n_scenes: Optional[int]) -> List[Tuple[str, str]]:
     n = total if n_scenes is None else n_scenes
     if not 1 <= n <= total:
         raise ValueError(f"--scenes must be between 1 and {total} for {version}, got {n}")
-    n_val = min(len(val), max(1 if n >= 2 else 0, round(n * len(val) / total)))
+    if n_val is None:
+        n_val = min(len(val), max(1 if n >= 2 else 0, round(n * len(val) / total)))
+    elif not 0 <= n_val <= min(n, len(val)) or n - n_val > len(train):
+        raise ValueError(f"--val-scenes must be between {max(0, n - len(train))} and {min(n, len(val))} for "
+                         f"{n} scenes of {version}, got {n_val}")
     return [(s, "train") for s in train[: n - n_val]] + [(s, "val") for s in val[:n_val]]
 
 
@@ -84,6 +92,9 @@ class _SceneSpec:
     def ground_reflectivity(self) -> float:
         return float(np.random.default_rng([self.seed, self.index, 1]).uniform(8.0, 14.0))
 
+    def sample_data_token(self, frame: int) -> str:
+        return _token(self.seed, "sample_data", self.index, frame)
+
     def filename(self, timestamp: int, key: bool) -> str:
         folder = "samples" if key else "sweeps"
         return f"{folder}/LIDAR_TOP/{self.logfile}__LIDAR_TOP__{timestamp}.pcd.bin"
@@ -101,7 +112,7 @@ def _layout(spec: _SceneSpec) -> SceneLayout:
 
 def _simulate_frames(task) -> Tuple[str, int, list]:
     """Worker: ray-casts and writes frames of one scene; for key frames returns per-object points and visibility."""
-    spec, root, frames = task
+    spec, root, version, frames = task
     layout = _layout(spec)
     stamps = spec.timestamps(layout)
     key = set(layout.key_frames.tolist())
@@ -115,6 +126,7 @@ def _simulate_frames(task) -> Tuple[str, int, list]:
         path = Path(root) / spec.filename(int(stamps[f]), is_key)
         atomic_write(path, sweep.points.tobytes())
         if is_key:
+            atomic_write(Path(root) / lidarseg_filename(version, spec.sample_data_token(f)), sweep.labels.tobytes())
             objs = objects_near(layout, f, ANNOTATION_RANGE)
             boxes = annotation_boxes(layout, f, objs)
             counts = count_points_in_annotations(sweep.points, ego2global(layout, f) @ l2e, boxes)
@@ -122,6 +134,11 @@ def _simulate_frames(task) -> Tuple[str, int, list]:
             seen = [(int(o), int(n), _visibility(hits[o], sweep.unoccluded[o])) for o, n in zip(objs, counts)]
             out.append((f, seen))
     return spec.name, len(frames), out
+
+
+def lidarseg_filename(version: str, sample_data_token: str) -> str:
+    """Where nuScenes-lidarseg keeps the labels of a key frame, relative to the data root."""
+    return f"lidarseg/{version}/{sample_data_token}_lidarseg.bin"
 
 
 def _visibility(hits: int, unoccluded: int) -> str:
@@ -142,16 +159,19 @@ def _attribute(obj, speed: float) -> Optional[str]:
 class _Tables:
     """Accumulates the nuScenes tables of a world."""
 
-    def __init__(self, seed: int):
-        self.seed = seed
+    def __init__(self, seed: int, version: str):
+        self.seed, self.version = seed, version
         self.t = {name: [] for name in ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor",
-                                        "ego_pose", "log", "scene", "sample", "sample_data", "sample_annotation", "map")}
+                                        "ego_pose", "log", "scene", "sample", "sample_data", "sample_annotation", "map",
+                                        "lidarseg")}
+        # nuScenes-lidarseg's category table: all 32 categories with their ``index``
+        detection_class = {name: cls for cls, (_, cats) in CLASS_SPECS.items() for name, _ in cats}
         self.category = {}
-        for cls, (_, cats) in CLASS_SPECS.items():
-            for name, _ in cats:
-                self.category[name] = self.tok("category", name)
-                self.t["category"].append({"token": self.category[name], "name": name,
-                                           "description": f"synthetic {name} ({cls})"})
+        for index, name in enumerate(LIDARSEG_CATEGORIES):
+            self.category[name] = self.tok("category", name)
+            what = f" ({detection_class[name]})" if name in detection_class else ""
+            self.t["category"].append({"token": self.category[name], "name": name, "index": index,
+                                       "description": f"synthetic {name}{what}"})
         self.attribute = {name: self.tok("attribute", name) for name in ATTRIBUTES}
         self.t["attribute"] = [{"token": self.attribute[n], "name": n, "description": d} for n, d in ATTRIBUTES.items()]
         self.t["visibility"] = [{"token": tok, "level": level, "description": f"visibility of whole object is {level}"}
@@ -198,6 +218,9 @@ class _Tables:
                 "is_key_frame": bool(f in key_set), "height": 0, "width": 0,
                 "filename": spec.filename(int(stamps[f]), f in key_set),
                 "prev": data[f - 1] if f else "", "next": data[f + 1] if f + 1 < len(frames) else ""})
+            if f in key_set:  # nuScenes-lidarseg keys a label file by its sample_data token
+                t["lidarseg"].append({"token": data[f], "sample_data_token": data[f],
+                                      "filename": lidarseg_filename(self.version, data[f])})
         # annotations, linked per instance over key frames
         per_object: Dict[int, list] = {}
         for j, f in enumerate(keys):
@@ -238,12 +261,13 @@ class _Tables:
 
 
 def create_synthetic_world(out: str, version: str = "v1.0-mini", n_scenes: Optional[int] = None, seed: int = 0,
-                           workers: Optional[int] = None, progress: bool = True) -> dict:
-    """Writes the world under ``out`` and returns a summary; a complete world made with the same arguments is kept."""
-    names = scene_names(version, n_scenes)
+                           workers: Optional[int] = None, progress: bool = True, n_val: Optional[int] = None) -> dict:
+    """Writes the world under ``out`` and returns a summary; a complete world made with the same arguments is kept.
+    ``n_val``: how many of the ``n_scenes`` are val scenes (default about 1 in 5)."""
+    names = scene_names(version, n_scenes, n_val)
     root = Path(out)
     table_dir = root / version
-    request = {"generator": __version__, "version": version, "scenes": [n for n, _ in names], "seed": seed}
+    request = {"generator": __version__, "format": WORLD_FORMAT, "version": version, "scenes": [n for n, _ in names], "seed": seed}
     stamp = table_dir / STAMP
     if stamp.exists():
         summary = json.loads(stamp.read_text())
@@ -255,10 +279,12 @@ def create_synthetic_world(out: str, version: str = "v1.0-mini", n_scenes: Optio
     specs = [_SceneSpec(seed, i, name) for i, (name, _) in enumerate(names)]
     n_frames = len(_layout(specs[0]).times)
     chunk = 41
-    tasks = [(spec, str(root), list(range(a, min(a + chunk, n_frames)))) for spec in specs
+    tasks = [(spec, str(root), version, list(range(a, min(a + chunk, n_frames)))) for spec in specs
              for a in range(0, n_frames, chunk)]
-    for folder in ("samples/LIDAR_TOP", "sweeps/LIDAR_TOP"):
+    for folder in ("samples/LIDAR_TOP", "sweeps/LIDAR_TOP", f"lidarseg/{version}"):
         (root / folder).mkdir(parents=True, exist_ok=True)
+    for stale in (root / "lidarseg" / version).glob("*_lidarseg.bin"):  # the devkit counts every label file
+        stale.unlink()
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     seen: Dict[str, Dict[int, list]] = {spec.name: {} for spec in specs}
     bar = tqdm(total=len(specs) * n_frames, desc=f"ray-casting {len(specs)} scenes", unit="sweep", disable=not progress)
@@ -278,13 +304,13 @@ def create_synthetic_world(out: str, version: str = "v1.0-mini", n_scenes: Optio
             pool.close()
             pool.join()
 
-    tables = _Tables(seed)
+    tables = _Tables(seed, version)
     n_ann = sum(tables.add_scene(spec, _layout(spec), seen[spec.name]) for spec in specs)
     tables.write(root, version)
     summary = {
         "request": request, "dataroot": str(root), "splits": {s: sum(1 for _, x in names if x == s) for s in ("train", "val")},
         "samples": len(tables.t["sample"]), "sweeps": len(tables.t["sample_data"]), "annotations": n_ann,
-        "instances": len(tables.t["instance"]), "seconds": round(time.time() - started, 1), "reused": False,
+        "instances": len(tables.t["instance"]), "lidarseg": len(tables.t["lidarseg"]), "seconds": round(time.time() - started, 1), "reused": False,
     }
     atomic_write(stamp, json.dumps(summary, indent=1).encode())
     return summary

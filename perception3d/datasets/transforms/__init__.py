@@ -1,8 +1,8 @@
 """Data pipeline transforms: each takes and returns a LidarSample (Pack returns the model's input dict)."""
 from .augmentation import GlobalRotScaleTrans, RandomFlip3D
 from .formatting import ObjectRangeFilter, Pack, PointShuffle, PointsRangeFilter, SampleTargets
-from .loading import LoadPoints, LoadSweeps
+from .loading import LoadPointLabels, LoadPoints, LoadSweeps
 from .object_sample import ObjectSample
 
 __all__ = ["GlobalRotScaleTrans", "RandomFlip3D", "ObjectRangeFilter", "Pack", "PointShuffle", "PointsRangeFilter",
-           "SampleTargets", "LoadPoints", "LoadSweeps", "ObjectSample"]
+           "SampleTargets", "LoadPointLabels", "LoadPoints", "LoadSweeps", "ObjectSample"]

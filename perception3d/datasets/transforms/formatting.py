@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numba
 import numpy as np
@@ -48,7 +48,11 @@ class PointsRangeFilter:
         self.range = _check_range(point_cloud_range)
 
     def __call__(self, sample: LidarSample) -> LidarSample:
-        sample.points = points_in_range(sample.points, self.range)
+        if sample.has_point_columns:  # the points that leave take their labels and file rows with them
+            xyz, r = sample.points[:, :3], self.range
+            sample.select_points(((xyz >= r[:3]) & (xyz < r[3:])).all(axis=1))
+        else:
+            sample.points = points_in_range(sample.points, self.range)
         return sample
 
 
@@ -70,7 +74,11 @@ class PointShuffle(RandomTransform):
     """Shuffles the order of the points."""
 
     def __call__(self, sample: LidarSample) -> LidarSample:
-        sample.points = np.take(sample.points, self.rng.permutation(len(sample.points)), axis=0)
+        order = self.rng.permutation(len(sample.points))
+        if sample.has_point_columns:
+            sample.select_points(order)
+        else:
+            sample.points = np.take(sample.points, order, axis=0)
         return sample
 
 
@@ -86,6 +94,12 @@ class SampleTargets:
     lidar2ego: np.ndarray  # (4, 4)
     ego2global: np.ndarray  # (4, 4)
     aug_matrix: np.ndarray  # (4, 4) original LiDAR frame → augmented frame
+    # segmentation: the key frame's sample_data token and point file, each point's file row and class 0-16
+    lidar_token: str = ""
+    lidar_path: str = ""
+    num_file_points: int = 0
+    point_index: Optional[torch.Tensor] = None  # int64 (N,), -1 for a sweep's point
+    pts_labels: Optional[torch.Tensor] = None  # int64 (N,)
 
 
 @TRANSFORMS.register_module()
@@ -94,9 +108,16 @@ class Pack:
 
     def __call__(self, sample: LidarSample) -> dict:
         info = sample.info
+
+        def column(values):
+            return None if values is None else torch.from_numpy(np.ascontiguousarray(values, dtype=np.int64))
+
         targets = SampleTargets(
             token=info["token"], scene_token=info["scene_token"], timestamp=info["timestamp"],
             gt_boxes=torch.from_numpy(np.ascontiguousarray(sample.gt_boxes, dtype=np.float32)),
             gt_labels=torch.from_numpy(np.ascontiguousarray(sample.gt_labels, dtype=np.int64)),
-            lidar2ego=info["lidar2ego"], ego2global=info["ego2global"], aug_matrix=sample.aug_matrix)
+            lidar2ego=info["lidar2ego"], ego2global=info["ego2global"], aug_matrix=sample.aug_matrix,
+            lidar_token=info.get("lidar_token", ""), lidar_path=info.get("lidar_path", ""),
+            num_file_points=sample.num_file_points, point_index=column(sample.point_index),
+            pts_labels=column(sample.pts_labels))
         return {"inputs": {"points": torch.from_numpy(np.ascontiguousarray(sample.points))}, "data_samples": targets}

@@ -1,4 +1,5 @@
-"""LoadPoints and LoadSweeps: a key frame's points, then its earlier sweeps moved into its LiDAR frame."""
+"""LoadPoints and LoadSweeps: a key frame's points, then its earlier sweeps moved into its LiDAR frame;
+LoadPointLabels: the key frame's lidarseg labels."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,8 @@ import numpy as np
 from ...registry import TRANSFORMS
 from ...structures import LidarSample
 from ...structures.frames import apply_pose_xyz
-from ..point_io import load_bin_points
+from ..lidarseg import load_point_labels
+from ..point_io import count_file_points, load_bin_points
 
 
 @numba.njit(cache=True, nogil=True)
@@ -49,17 +51,47 @@ class LoadPoints:
     Args:
         load_dim: float32 columns in the file (5 for nuScenes: x, y, z, intensity, ring).
         ego_radius: points with |x| and |y| below it (m) are removed, as the ego car and rays without return.
+        with_point_index: also keep each point's row in the file (``sample.point_index``), for segmentation:
+            labels are read by it, and predictions go back to every row of the file through it.
     """
 
-    def __init__(self, load_dim: int = 5, ego_radius: float = 1.0):
+    def __init__(self, load_dim: int = 5, ego_radius: float = 1.0, with_point_index: bool = False):
         if load_dim < 4:
             raise ValueError(f"load_dim must be at least 4 (x, y, z, intensity), got {load_dim}")
         self.load_dim = load_dim
         self.ego_radius = ego_radius
+        self.with_point_index = with_point_index
 
     def __call__(self, sample: LidarSample) -> LidarSample:
-        raw = load_bin_points(os.path.join(sample.data_root, sample.info["lidar_path"]), self.load_dim)
+        path = os.path.join(sample.data_root, sample.info["lidar_path"])
+        raw = load_bin_points(path, self.load_dim)
         sample.points = gather_points([raw], [np.eye(4)], [0.0], self.ego_radius)
+        sample.num_file_points = len(raw)
+        if self.with_point_index:  # the rows gather_points kept, by its own test in float64
+            if len(raw) != count_file_points(path, self.load_dim):
+                raise ValueError(f"point file {path} has rows with NaN or inf: per-point labels and predictions "
+                                 f"index every row of the file")
+            xy = np.abs(raw[:, :2].astype(np.float64))
+            radius = max(self.ego_radius, 0.0)
+            sample.point_index = np.flatnonzero(~((xy[:, 0] < radius) & (xy[:, 1] < radius)))
+        return sample
+
+
+@TRANSFORMS.register_module()
+class LoadPointLabels:
+    """Reads the key frame's nuScenes-lidarseg labels (``info["lidarseg_path"]``) → ``sample.pts_labels``, int64
+    (N,) classes 0–16 of the devkit's mapping (0: ignored), one per point, by the points' file rows (after
+    ``LoadPoints(with_point_index=True)``; sweep points appended later get 0)."""
+
+    def __call__(self, sample: LidarSample) -> LidarSample:
+        if sample.point_index is None:
+            raise ValueError("LoadPointLabels needs LoadPoints(with_point_index=True) before it in the pipeline")
+        relative = sample.info.get("lidarseg_path")
+        if not relative:
+            raise ValueError(f"sample {sample.info['token']} has no lidarseg labels (info 'lidarseg_path' is empty): "
+                             f"the data root has no lidarseg.json for it, or the info file predates lidarseg")
+        labels = load_point_labels(os.path.join(sample.data_root, relative), sample.num_file_points)
+        sample.pts_labels = labels[sample.point_index]
         return sample
 
 
@@ -82,4 +114,8 @@ class LoadSweeps(LoadPoints):
         moved = gather_points(clouds, [s["sweep2lidar"] for s in sweeps], [s["time_lag"] for s in sweeps],
                               self.ego_radius)
         sample.points = np.concatenate([sample.points, moved])
+        if sample.point_index is not None:
+            sample.point_index = np.concatenate([sample.point_index, np.full(len(moved), -1, dtype=np.int64)])
+        if sample.pts_labels is not None:
+            sample.pts_labels = np.concatenate([sample.pts_labels, np.zeros(len(moved), dtype=np.int64)])
         return sample

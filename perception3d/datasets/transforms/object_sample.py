@@ -51,6 +51,9 @@ class ObjectSample(RandomTransform):
         return self._db
 
     def __call__(self, sample: LidarSample) -> LidarSample:
+        if sample.has_point_columns:
+            raise ValueError("ObjectSample pastes database objects without per-point labels: leave it out of a "
+                             "segmentation pipeline")
         pools, db_points = self._database(sample.data_root)
         boxes, labels = sample.gt_boxes, sample.gt_labels
         new_boxes, new_labels, new_points = [], [], []
