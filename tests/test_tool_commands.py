@@ -27,7 +27,7 @@ def run_tool(*args, timeout=900):
 def link_sensor_data(src: Path, dst: Path):
     """A new data root that shares ``src``'s point files (symlinks) and has a copy of nothing else."""
     dst.mkdir(parents=True)
-    for name in ("samples", "sweeps", "maps"):
+    for name in ("samples", "sweeps", "maps", "lidarseg"):
         if (src / name).exists():
             os.symlink(src / name, dst / name)
 
@@ -74,6 +74,7 @@ def test_create_data_nuscenes_on_a_test_split_without_annotations(synthetic_root
     shutil.copytree(world / "v1.0-mini", tables)
     for table in TABLES_WITH_ANNOTATIONS:
         (tables / f"{table}.json").write_text("[]")
+    (tables / "lidarseg.json").unlink()  # nuScenes-lidarseg labels no test frame either
     scenes = json.loads((tables / "scene.json").read_text())
     for scene, name in zip(scenes, splits.test):
         scene["name"] = name

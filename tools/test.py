@@ -1,4 +1,4 @@
-"""Test a trained detector on its config's test split and score it with the nuscenes-devkit's metrics.
+"""Test a trained detector or segmentor on its config's test split and score it with the nuscenes-devkit's metrics.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR [--show-score-thr T]]
                          [--score-thr T] [--data-root PATH] [--cfg-options k=v ...] [--launcher ...]
@@ -14,12 +14,19 @@ frame, with poses) as a pickle; --show-dir draws each frame from above, ground t
 (the config's LidarVisualizer).
 --task track then tracks the objects of each scene (the config's ``tracker`` settings, overridden by the flags)
 and scores the tracks with the devkit's TrackingEval: submission and metrics_summary.json in <work-dir>/track_eval/.
+
+A segmentation config (evaluator LidarSegMetric) writes the devkit's lidarseg result files, one class per point
+of every key frame, to <work-dir>/eval/lidarseg/<eval_set>/, scores them with the devkit's LidarSegEval
+(<work-dir>/eval/lidarseg_metrics.json) and prints mIoU and the IoU of each class; --show-dir draws each frame's
+points coloured by class, ground truth left and prediction right.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -66,6 +73,12 @@ def setup(args):
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    if any(e.get("type") == "LidarSegMetric" for e in evaluators):  # a segmentor: its files are the predictions
+        if args.out or args.task == "track":
+            raise UserError("--out and --task track are for detection; a segmentation config writes its "
+                            "predictions as the devkit's lidarseg files to <work-dir>/eval/lidarseg/")
+        cfg.test_evaluator = evaluators
+        return cfg, None
     for evaluator in evaluators:
         if evaluator.get("type") == "NuScenesMetric":
             evaluator["score_thr"] = args.score_thr
@@ -107,6 +120,39 @@ def draw_frames(cfg, dump: str, show_dir: str, score_thr: float, visualizer) -> 
     print(f"\npictures in {show_dir}")
 
 
+def draw_segmentation(cfg, show_dir: str) -> None:
+    """One PNG per frame the LidarSegMetric scored: its points coloured by the ground truth's classes (left) and by
+    the predicted ones (right), from the devkit's result files in the evaluator's out_dir."""
+    from mmengine.utils import ProgressBar
+
+    from perception3d.datasets.lidarseg import load_point_labels
+    from perception3d.datasets.point_io import load_bin_points
+    from perception3d.evaluation.lidarseg_eval import prediction_path
+    from perception3d.evaluation.splits import resolve_split
+    from perception3d.registry import DATASETS
+    from perception3d.visualization import (add_class_legend, camera_preset, label_colours, render_image,
+                                            save_png)
+
+    metric = next(e for e in cfg.test_evaluator if e.get("type") == "LidarSegMetric")
+    _, eval_set = resolve_split(metric["data_root"], metric.get("version"), metric.get("eval_set"))
+    dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, pipeline=[]))
+    camera = camera_preset("bev", 54.0)
+    progress = ProgressBar(len(dataset))
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        points = load_bin_points(str(Path(dataset.data_root) / info["lidar_path"]))
+        predicted = np.fromfile(prediction_path(metric["out_dir"], eval_set, info["lidar_token"]), dtype=np.uint8)
+        truth = (load_point_labels(str(Path(dataset.data_root) / info["lidarseg_path"]), len(points))
+                 if info.get("lidarseg_path") else np.zeros(len(points), dtype=np.int64))
+        halves = [add_class_legend(render_image(points, camera=camera, width=640, height=640,
+                                                colour_by=label_colours(labels)), labels, title)
+                  for labels, title in ((truth, "ground truth"), (predicted, "prediction"))]
+        divider = np.full((640, 2, 3), 128, dtype=np.uint8)
+        save_png(str(Path(show_dir) / f"{info['token']}.png"), np.concatenate([halves[0], divider, halves[1]], 1))
+        progress.update()
+    print(f"\npictures in {show_dir}")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmengine.model import is_model_wrapper
@@ -125,6 +171,17 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     metrics = runner.test()
+    seg_dir = next((e["out_dir"] for e in cfg.test_evaluator if e.get("type") == "LidarSegMetric"), None)
+    if seg_dir:
+        from perception3d.datasets.lidarseg import SEG_CLASSES
+
+        print(f"mIoU {metrics.get('LidarSeg/mIoU', float('nan')):.4f}; the devkit's numbers in "
+              f"{seg_dir}/lidarseg_metrics.json, its result files in {seg_dir}/lidarseg/")
+        for name in SEG_CLASSES:
+            print(f"  {name:<22} IoU {metrics.get(f'LidarSeg/IoU_{name}', float('nan')):.4f}")
+        if args.show_dir:
+            draw_segmentation(cfg, args.show_dir)
+        return 0
     eval_dir = next((e["out_dir"] for e in cfg.test_evaluator if e.get("type") == "NuScenesMetric"), None)
     if eval_dir:
         print(f"mAP {metrics.get('NuScenes/mAP', float('nan')):.4f}, NDS {metrics.get('NuScenes/NDS', float('nan')):.4f}; "

@@ -15,6 +15,11 @@ pickle or its submission JSON; class colours, from --score-thr up) and the track
 frame of that sample's scene into an MP4 or GIF. Without --out a window opens where there is a display; without
 a display the picture goes to visualize.png. --mode bev draws a matplotlib bird's-eye view instead of the Open3D
 scene.
+
+--colour-by label colours each point by its lidarseg class (the devkit's colours, a legend of the classes shown):
+a config's sample by its ground truth (the lidarseg file its info names), or by the predictions of --pred
+LIDARSEG_DIR (tools/test.py's <work-dir>/eval of a segmentation config, or any folder of the devkit's
+<token>_lidarseg.bin result files); a point file by the classes --model (a segmentation config) predicts.
 """
 from __future__ import annotations
 
@@ -71,8 +76,10 @@ class Frame:
     """What one picture shows: points (N, 5), boxes (K, 9) with RGB colours (K, 3) and labels (K,) (class indices;
     GT_LABEL, TRACK_LABEL), trails ((P, 3) path, colour), in the points' frame."""
 
-    def __init__(self, name, points, boxes=None, colours=None, labels=None, trails=()):
+    def __init__(self, name, points, boxes=None, colours=None, labels=None, trails=(), point_labels=None,
+                 title=""):
         self.name, self.points, self.trails = name, points, list(trails)
+        self.point_labels, self.title = point_labels, title  # lidarseg classes (N,) for --colour-by label
         self.boxes = np.zeros((0, 9)) if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
         self.colours = np.zeros((0, 3)) if colours is None else np.asarray(colours).reshape(-1, 3)
         self.labels = np.full(len(self.boxes), GT_LABEL) if labels is None else np.asarray(labels)
@@ -104,6 +111,8 @@ def dataset_frames(args):
     scene = sorted((i for i, info in enumerate(infos) if info["scene_token"] == infos[index]["scene_token"]),
                    key=lambda i: infos[i]["timestamp"])  # the sample's scene in time order
     chosen = scene if args.sequence else [index]
+    if args.colour_by == "label":
+        return [label_frame(dataset, infos[i], args.pred) for i in chosen]
     predictions = load_predictions(args.pred, args.score_thr) if args.pred else {}
     tracks = load_submission(args.tracks, "--tracks", "tracking_score", args.score_thr) if args.tracks else None
     frames = []
@@ -139,6 +148,35 @@ def dataset_frames(args):
         frames.append(Frame(info["token"], points, np.concatenate(boxes), np.concatenate(colours),
                             np.concatenate(labels), trails))
     return frames
+
+
+def label_frame(dataset, info: dict, pred_dir) -> Frame:
+    """A sample's key frame coloured by class: the predictions of ``pred_dir`` (a folder holding the devkit's
+    ``<lidar token>_lidarseg.bin`` result files, searched below it) or, without one, its lidarseg ground truth."""
+    from perception3d.datasets.lidarseg import load_point_labels
+    from perception3d.datasets.point_io import count_file_points, load_bin_points
+    from perception3d.engine import UserError
+
+    path = str(Path(dataset.data_root) / info["lidar_path"])
+    points = load_bin_points(path)
+    if len(points) != count_file_points(path):
+        raise UserError(f"{path} has rows with NaN or inf: its per-point classes cannot be drawn")
+    if pred_dir:
+        if not Path(pred_dir).is_dir():
+            raise UserError(f"--pred {pred_dir}: with --colour-by label, a folder of lidarseg result files "
+                            f"(<token>_lidarseg.bin) such as tools/test.py's <work-dir>/eval")
+        name = f"{info['lidar_token']}_lidarseg.bin"
+        found = sorted(Path(pred_dir).rglob(name))
+        if not found:
+            raise UserError(f"--pred {pred_dir}: no {name} below it (the sample's key frame)")
+        labels = np.fromfile(found[0], dtype=np.uint8).astype(np.int64)
+        if len(labels) != len(points) or labels.max(initial=0) > 16:
+            raise UserError(f"{found[0]}: {len(labels)} classes (0-16 expected) for {len(points)} points")
+        return Frame(info["token"], points, point_labels=labels, title="prediction")
+    if not info.get("lidarseg_path"):
+        raise UserError(f"sample {info['token']} has no lidarseg labels to colour by (--colour-by label)")
+    labels = load_point_labels(str(Path(dataset.data_root) / info["lidarseg_path"]), len(points))
+    return Frame(info["token"], points, point_labels=labels, title="ground truth")
 
 
 def sweep_points(sample, cfg) -> np.ndarray:
@@ -227,6 +265,19 @@ def file_frame(args) -> Frame:
     from perception3d.visualization import GT_COLOUR, class_box_colours
 
     points = load_points(args.input, args.load_dims)
+    if args.colour_by == "label":
+        if not args.model:
+            raise UserError("--colour-by label on a point file needs --model CONFIG CHECKPOINT of a segmentation "
+                            "config (its predicted classes colour the points)")
+        from perception3d.apis import inference_segmentor, init_model
+        from perception3d.engine import load_config
+
+        if load_config(args.model[0]).model.get("type") != "PointSegmentor":
+            raise UserError(f"--model {args.model[0]}: --colour-by label needs a segmentation model "
+                            f"(PointSegmentor), not {load_config(args.model[0]).model.get('type')}")
+        model = init_model(*args.model, device=args.device)
+        return Frame(Path(args.input).name, points, point_labels=inference_segmentor(model, points),
+                     title="prediction")
     boxes, labels = np.zeros((0, 9)), np.zeros(0, dtype=np.int64)
     if args.boxes:
         try:
@@ -264,19 +315,29 @@ def view(frame: Frame, args):
     return fit_view(frame.points, around_sensor=args.mode == "bev")
 
 
+def point_colouring(frame: Frame, args):
+    """What colours the points: the --colour-by mode, or with "label" the colours of the frame's classes."""
+    from perception3d.visualization import label_colours
+
+    return label_colours(frame.point_labels) if args.colour_by == "label" else args.colour_by
+
+
 def render(frame: Frame, args) -> np.ndarray:
     """A Frame → RGB uint8 picture with its legend: the Open3D scene, or (--mode bev) the matplotlib bird's-eye
     view, a square --height pixels a side."""
     from perception3d.datasets.classes import CLASSES
-    from perception3d.visualization import add_legend, camera_preset, render_bev, render_image
+    from perception3d.visualization import add_class_legend, add_legend, camera_preset, render_bev, render_image
 
     extent, center = view(frame, args)
+    colour_by = point_colouring(frame, args)
     if args.mode == "bev":
-        image = render_bev(frame.points, frame.boxes, frame.colours, extent, args.height, args.colour_by,
+        image = render_bev(frame.points, frame.boxes, frame.colours, extent, args.height, colour_by,
                            frame.trails, title=frame.name)
     else:
         image = render_image(frame.points, frame.boxes, frame.colours, camera_preset(args.camera, extent, center),
-                             args.width, args.height, colour_by=args.colour_by, trails=frame.trails)
+                             args.width, args.height, colour_by=colour_by, trails=frame.trails)
+    if frame.point_labels is not None:
+        return add_class_legend(image, frame.point_labels, frame.title)
     return add_legend(image, frame.labels, CLASSES, ground_truth=bool((frame.labels == GT_LABEL).any()))
 
 
@@ -323,7 +384,8 @@ def main(argv=None) -> int:
               "window", flush=True)
         try:
             show_window(frame.points, frame.boxes, frame.colours, camera_preset(args.camera, *view(frame, args)),
-                        args.width, args.height, args.colour_by, title=frame.name, trails=frame.trails)
+                        args.width, args.height, point_colouring(frame, args), title=frame.name,
+                        trails=frame.trails)
         except RuntimeError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

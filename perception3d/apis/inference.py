@@ -1,4 +1,5 @@
-"""The programmatic face: a model from a config and checkpoint, and detections on any point cloud."""
+"""The programmatic face: a model from a config and checkpoint, detections and point classes on any point
+cloud."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,7 @@ from ..models.heads import Detections
 
 
 def init_model(config: str, checkpoint: Optional[str] = None, device: str = "cpu") -> torch.nn.Module:
-    """The detector of ``config`` (a path) in eval mode on ``device``, with the weights of ``checkpoint`` (a
+    """The model (detector or segmentor) of ``config`` (a path) in eval mode on ``device``, with the weights of ``checkpoint`` (a
     tools/train.py .pth; checked to be this model's) or freshly initialised without one. The config is kept
     as ``model.cfg``. Raises :class:`~perception3d.engine.UserError` naming the file for a bad config or
     checkpoint."""
@@ -69,3 +70,37 @@ def _ego_radius(model: torch.nn.Module) -> float:
     pipeline = cfg.get("test_dataloader", {}).get("dataset", {}).get("pipeline", []) if cfg is not None else []
     load = next((t for t in pipeline if t.get("type") == "LoadPoints"), {})
     return float(load.get("ego_radius", 1.0))
+
+
+# the transforms of a test pipeline that read files or pack the result: inference hands the points over itself
+_LOADING = ("LoadPoints", "LoadSweeps", "LoadPointLabels", "Pack")
+
+
+@torch.no_grad()
+def inference_segmentor(model: torch.nn.Module, points: Union[str, Path, np.ndarray], load_dims: int = 5
+                        ) -> np.ndarray:
+    """The lidarseg class (1–16, ``perception3d.datasets.SEG_CLASSES[k - 1]``) of every point of one cloud,
+    int64 (N,) in the cloud's order.
+
+    ``points``: a point file (``load_dims`` columns for .bin) or an (N, >= 3) array. The config's test pipeline
+    runs on it after its loading steps (its ego square, range filter, thinning, shuffle: seeded as a test sample
+    0); a point the pipeline left out takes the class of its nearest kept point, as the metric does."""
+    from ..datasets.transforms.random_state import seeded_sample
+    from ..evaluation.lidarseg_eval import labels_for_every_row
+    from ..registry import TRANSFORMS
+    from ..structures import LidarSample
+
+    cloud = load_points(points, load_dims) if isinstance(points, (str, Path)) else prepare_points(points)
+    cfg = getattr(model, "cfg", None)
+    steps = cfg.get("test_dataloader", {}).get("dataset", {}).get("pipeline", []) if cfg is not None else []
+    radius = _ego_radius(model)
+    keep = np.flatnonzero(~((np.abs(cloud[:, 0]) < radius) & (np.abs(cloud[:, 1]) < radius)))
+    sample = LidarSample(info={}, data_root="", points=cloud[keep], point_index=keep, num_file_points=len(cloud))
+    with seeded_sample((0,)):
+        for step in steps:
+            if step.get("type") not in _LOADING:
+                sample = TRANSFORMS.build(step)(sample)
+    device = next(model.parameters()).device
+    labels = model({"points": [torch.from_numpy(np.ascontiguousarray(sample.points)).to(device)]},
+                   mode="predict")[0].cpu().numpy()
+    return labels_for_every_row(cloud[:, :3], sample.point_index, labels)

@@ -16,7 +16,8 @@ from .colours import point_colours
 def render_bev(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colours: Optional[np.ndarray] = None,
                extent: float = 54.0, size: int = 800, colour_by: str = "height", trails: Sequence = (),
                title: str = "", line_width: float = 1.5) -> np.ndarray:
-    """``points`` (N, >= 3, m) seen from above within ±``extent`` m, coloured by ``colour_by``; ``boxes`` (K, 9)
+    """``points`` (N, >= 3, m) seen from above within ±``extent`` m, coloured by ``colour_by`` (a mode or (N, 3)
+    colours, see point_colours); ``boxes`` (K, 9)
     outlined in ``box_colours`` (K, 3, RGB in [0, 1]; white without), each with a tick from its centre to its
     front; ``trails`` as (path (P, >= 2) m, colour) polylines; a 10 m grid and the ``title`` → uint8 RGB
     (size, size, 3) on black."""
@@ -37,7 +38,7 @@ def render_bev(points: np.ndarray, boxes: Optional[np.ndarray] = None, box_colou
     points = np.asarray(points)
     near = (np.abs(points[:, 0]) < extent) & (np.abs(points[:, 1]) < extent)
     if near.any():
-        ax.scatter(points[near, 1], points[near, 0], s=0.3, c=point_colours(points[near], colour_by),
+        ax.scatter(points[near, 1], points[near, 0], s=0.3, c=point_colours(points, colour_by)[near],
                    linewidths=0, zorder=1)
     if boxes is not None and len(boxes):
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 9)

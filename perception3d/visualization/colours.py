@@ -10,7 +10,8 @@ import numpy as np
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                  "#bcbd22", "#17becf")
 GT_COLOUR = (1.0, 1.0, 1.0)  # ground-truth boxes: white on the black background
-COLOUR_MODES = ("height", "intensity", "time")
+COLOUR_MODES = ("height", "intensity", "time", "label")  # "label": per-point classes, see label_colours
+IGNORED_COLOUR = (0.35, 0.35, 0.35)  # class 0 (ignored); the devkit's black would vanish on the black background
 
 
 def hex_to_rgb(colour: str) -> Tuple[float, float, float]:
@@ -19,14 +20,33 @@ def hex_to_rgb(colour: str) -> Tuple[float, float, float]:
     return tuple(int(colour[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
 
 
-def point_colours(points: np.ndarray, mode: str = "height") -> np.ndarray:
+def label_colours(labels: Sequence[int]) -> np.ndarray:
+    """Per-point lidarseg classes 0–16 (N,) → (N, 3) RGB in [0, 1]: the devkit's colour of each class
+    (``LidarsegClassMapper.get_coarse2color``), IGNORED_COLOUR for class 0."""
+    from ..datasets.lidarseg import SEG_CLASSES, SEG_COLOURS
+
+    table = np.array([IGNORED_COLOUR] + [np.array(SEG_COLOURS[c]) / 255.0 for c in SEG_CLASSES])
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(table)):
+        raise ValueError(f"point classes must lie in 0-{len(table) - 1}, got {labels.min()}-{labels.max()}")
+    return table[labels]
+
+
+def point_colours(points: np.ndarray, mode="height") -> np.ndarray:
     """(N, >= 3) points (x, y, z, intensity, time_lag) → (N, 3) RGB in [0, 1] by ``mode``: height (z from -3 to
-    2 m), intensity (0 to 255 nuScenes, or 0 to 1 when every value is) or time lag (0 to 0.5 s)."""
+    2 m), intensity (0 to 255 nuScenes, or 0 to 1 when every value is) or time lag (0 to 0.5 s); or ``mode`` an
+    (N, 3) array of the points' own colours (e.g. :func:`label_colours`), returned as it is."""
     from matplotlib import colormaps
 
-    if mode not in COLOUR_MODES:
-        raise ValueError(f"colour mode must be one of {', '.join(COLOUR_MODES)}, got {mode!r}")
     points = np.asarray(points)
+    if not isinstance(mode, str):
+        given = np.asarray(mode, dtype=np.float64)
+        if given.shape != (len(points), 3):
+            raise ValueError(f"point colours must be ({len(points)}, 3) for {len(points)} points, got {given.shape}")
+        return given
+    if mode not in COLOUR_MODES or mode == "label":
+        raise ValueError(f"colour mode must be one of {', '.join(m for m in COLOUR_MODES if m != 'label')} or the "
+                         f"points' colours (label: label_colours of the classes), got {mode!r}")
     column = {"height": 2, "intensity": 3, "time": 4}[mode]
     if points.shape[1] <= column:
         values = np.zeros(len(points))

@@ -3,6 +3,8 @@ from .augmentation import GlobalRotScaleTrans, RandomFlip3D
 from .formatting import ObjectRangeFilter, Pack, PointShuffle, PointsRangeFilter, SampleTargets
 from .loading import LoadPointLabels, LoadPoints, LoadSweeps
 from .object_sample import ObjectSample
+from .sampling import GridSample, LimitNumPoints
 
 __all__ = ["GlobalRotScaleTrans", "RandomFlip3D", "ObjectRangeFilter", "Pack", "PointShuffle", "PointsRangeFilter",
-           "SampleTargets", "LoadPointLabels", "LoadPoints", "LoadSweeps", "ObjectSample"]
+           "SampleTargets", "LoadPointLabels", "LoadPoints", "LoadSweeps", "ObjectSample", "GridSample",
+           "LimitNumPoints"]
