@@ -37,7 +37,7 @@ def synthetic_root(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def seg_root(tmp_path_factory) -> str:
-    """A synthetic world holding both mini_val scenes (the devkit's LidarSegEval scores a whole split) and two
+    """A synthetic world holding both mini_val scenes (the devkit's LidarSegEval scores a whole split) and four
     mini_train scenes, with infos; built once per test session (P3D_TEST_SEG_WORLD to reuse one)."""
     from filelock import FileLock
 
@@ -49,7 +49,7 @@ def seg_root(tmp_path_factory) -> str:
         shared = shared.parent
     root = Path(os.environ.get("P3D_TEST_SEG_WORLD") or shared / "synthetic_seg")
     with FileLock(str(root) + ".lock"):
-        world = create_synthetic_world(str(root), "v1.0-mini", n_scenes=4, n_val=2, seed=0, progress=False)
+        world = create_synthetic_world(str(root), "v1.0-mini", n_scenes=6, n_val=2, seed=0, progress=False)
         if not world["reused"] or not (root / "nuscenes_infos_val.pkl").exists():
             create_infos(str(root), "v1.0-mini", max_sweeps=2, progress=False)
     return str(root)

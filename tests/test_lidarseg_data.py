@@ -118,7 +118,7 @@ def test_the_ground_is_labelled_by_the_street_and_clutter_by_what_it_is(noiseles
 
 def test_devkit_loads_the_lidarseg_and_infos_point_at_it(seg_root):
     nusc = NuScenes("v1.0-mini", seg_root, verbose=False)
-    assert len(nusc.lidarseg) == len(nusc.sample) == 160
+    assert len(nusc.lidarseg) == len(nusc.sample) == 240
     assert {c["name"]: c["index"] for c in nusc.category} == CATEGORY_INDEX
     infos = pickle.load(open(Path(seg_root) / "nuscenes_infos_val.pkl", "rb"))["data_list"]
     mapper = LidarsegClassMapper(nusc)
@@ -178,7 +178,7 @@ def test_labels_travel_with_their_points_through_loading_augmentation_and_filter
     dataset = NuScenesSegDataset(seg_root, "nuscenes_infos_train.pkl", pipeline=pipeline)
     nusc = NuScenes("v1.0-mini", seg_root, verbose=False)
     mapper = LidarsegClassMapper(nusc)
-    for idx in (0, 41, 79):
+    for idx in (0, 41, 159):
         item = dataset[idx]
         targets, points = item["data_samples"], item["inputs"]["points"].numpy()
         info = dataset.get_data_info(idx)
@@ -230,7 +230,7 @@ def test_bad_lidarseg_input_is_refused_with_the_file_named(seg_root, tmp_path):
     with pytest.raises(ValueError, match=rf"no predictions for key frame {info['lidar_token']}"):
         evaluate_lidarseg(nusc, str(folder), "mini_val", str(tmp_path))
     # a split the root does not hold whole
-    with pytest.raises(ValueError, match="LidarSegEval scores every scene of mini_train, but .* lacks 6 of its 8"):
+    with pytest.raises(ValueError, match="LidarSegEval scores every scene of mini_train, but .* lacks 4 of its 8"):
         evaluate_lidarseg(nusc, str(folder), "mini_train", str(tmp_path))
 
 
@@ -248,7 +248,7 @@ def test_bad_segmentation_configs_are_refused(seg_root, synthetic_root, tmp_path
     for info in data["data_list"]:
         info["lidarseg_path"] = None
     pickle.dump(data, open(plain / "nuscenes_infos_train.pkl", "wb"))
-    with pytest.raises(ValueError, match="80 of the 80 key frames of .* have no lidarseg labels"):
+    with pytest.raises(ValueError, match="160 of the 160 key frames of .* have no lidarseg labels"):
         NuScenesSegDataset(str(plain), "nuscenes_infos_train.pkl")
     # GT sampling pastes objects without point labels
     dataset = NuScenesSegDataset(synthetic_root, "nuscenes_infos_train.pkl", pipeline=[
@@ -259,3 +259,56 @@ def test_bad_segmentation_configs_are_refused(seg_root, synthetic_root, tmp_path
     with pytest.raises(ValueError, match="LoadPointLabels needs LoadPoints\\(with_point_index=True\\)"):
         NuScenesSegDataset(seg_root, "nuscenes_infos_train.pkl",
                            pipeline=[dict(type="LoadPoints"), dict(type="LoadPointLabels")])[0]
+
+
+def _sample_with_columns(rng, n=3000):
+    from perception3d.structures import LidarSample
+
+    points = np.zeros((n, 5), dtype=np.float32)
+    points[:, :3] = rng.uniform(-3, 3, (n, 3)).astype(np.float32)
+    return LidarSample(info={}, data_root="", points=points, point_index=np.arange(n) * 7,
+                       pts_labels=rng.integers(0, 17, n))
+
+
+@pytest.mark.parametrize("random", [False, True])
+def test_grid_sample_keeps_one_point_per_voxel_with_its_label(random, rng):
+    from perception3d.datasets.transforms import GridSample
+    from perception3d.datasets.transforms.random_state import seeded_sample
+
+    sample = _sample_with_columns(rng)
+    original = sample.points.copy()
+    by_row = dict(zip(sample.point_index.tolist(), sample.pts_labels.tolist()))
+    with seeded_sample((int(rng.integers(1 << 30)),)):
+        out = GridSample(voxel_size=0.5, random=random)(sample)
+    # a loop: the voxels of the cloud shifted by its minimum, the first point of each in the original order
+    cells = {}
+    for i, p in enumerate(original[:, :3]):
+        cells.setdefault(tuple(((p - original[:, :3].min(axis=0)) / 0.5).astype(np.int64)), []).append(i)
+    kept = out.point_index // 7
+    assert len(kept) == len(cells)
+    low = original[:, :3].min(axis=0)
+    assert {tuple(((original[i, :3] - low) / 0.5).astype(np.int64)) for i in kept} == set(cells)
+    if not random:
+        assert set(kept.tolist()) == {rows[0] for rows in cells.values()}
+    assert np.array_equal(out.points, original[kept])
+    assert [by_row[r] for r in out.point_index.tolist()] == out.pts_labels.tolist()
+
+
+def test_limit_num_points_keeps_the_nearest_to_a_centre_with_their_labels(rng):
+    from perception3d.datasets.transforms import LimitNumPoints
+    from perception3d.datasets.transforms.random_state import seeded_sample
+
+    sample = _sample_with_columns(rng)
+    original, labels = sample.points.copy(), sample.pts_labels.copy()
+    with seeded_sample((3,)):
+        out = LimitNumPoints(max_points=500, random=True)(sample)
+    kept = out.point_index // 7
+    assert len(kept) == 500 and np.array_equal(out.points, original[kept]) and np.array_equal(out.pts_labels,
+                                                                                            labels[kept])
+    # the kept points are a ball: every kept point is nearer some centre point of the cloud than every other one
+    d = np.square(original[:, None, :3] - original[None, :, :3]).sum(axis=2)
+    centres = [c for c in range(len(original)) if np.array_equal(np.sort(np.argsort(d[c], kind="stable")[:500]),
+                                                                 np.sort(kept))]
+    assert centres
+    small = LimitNumPoints(max_points=5000)(_sample_with_columns(rng))
+    assert len(small.points) == 3000  # fewer points than the limit: all kept

@@ -6,6 +6,7 @@
     python tools/benchmark.py track [--boxes 200] [--frames 200]
     python tools/benchmark.py eval [--task det|track|both] [--scenes 150] [--frames 40] [--boxes 300]
     python tools/benchmark.py focal WORK_DIR [WORK_DIR ...] [--frames 10] [--repeat 3] [--out report.md]
+    python tools/benchmark.py seg WORK_DIR [WORK_DIR ...] [--frames 20] [--out report.md]
 
 data: key frames per second through LoadPoints + LoadSweeps(10) + global augmentation on one worker (reference:
 the devkit's LidarPointCloud.from_file_multisweep on the same frames), and info creation samples per second on
@@ -27,6 +28,10 @@ seed and schedule) side by side: the devkit metrics of each run's last validatio
 mean time per training iteration from its log, voxels per backbone layer on validation frames (mean per frame,
 trained weights), and the time of one training step (forward + backward) on the same batches in this run, as a
 ratio to the first; with focal blocks, also with their importance loss switched on.
+
+seg: segmentors trained by tools/train.py side by side: the devkit's LidarSegEval numbers of each run's last
+validation (mIoU, IoU per class), parameters, training iterations and the mean logged time per iteration, and
+the time of one prediction per validation frame in this run.
 
 eval: the nuScenes evaluation of a full-val-size case built in a temporary folder (tables of 150 val scenes × 40
 key frames, about 30 annotated objects per frame; a detection submission of 300 boxes per sample, a tracking
@@ -371,10 +376,10 @@ def bench_eval(task: str, scenes: int, frames: int, boxes: int) -> None:
               f"{'yes' if not problems else 'NO (' + problems[0] + ')'}")
 
 
-def _run_record(work_dir: Path) -> dict:
+def _run_record(work_dir: Path, metric: str = "NuScenes/NDS") -> dict:
     """A tools/train.py work dir → its dumped config, last checkpoint, mean logged time per training iteration
     (over every run of the dir: a resumed training logs in a new one) and the metrics of its last validation
-    (vis_data/scalars.json)."""
+    (vis_data/scalars.json, the record holding ``metric``)."""
     import json
 
     configs = sorted(p for p in work_dir.glob("*.py"))
@@ -385,10 +390,11 @@ def _run_record(work_dir: Path) -> dict:
                          f"*/vis_data/scalars.json and last_checkpoint)")
     lines = [json.loads(line) for run in runs for line in run.read_text().splitlines() if line.strip()]
     times = [r["time"] for r in lines if "loss" in r and "time" in r]
-    metrics = [r for r in lines if "NuScenes/NDS" in r]
+    metrics = [r for r in lines if metric in r]
     if not metrics:
         raise SystemExit(f"{work_dir}: no validation metrics yet (has the training reached its last epoch?)")
     return {"config": str(configs[0]), "checkpoint": pointer.read_text().strip(), "iters": len(times),
+            "last_iter": max((r.get("iter", 0) for r in lines if "loss" in r), default=0),
             "time": sum(times) / max(len(times), 1), "metrics": metrics[-1]}
 
 
@@ -493,6 +499,46 @@ def bench_focal(work_dirs: List[str], frames: int, repeat: int, out: Optional[st
 
 
 @contextlib.contextmanager
+def bench_seg(work_dirs: List[str], frames: int, out: Optional[str]) -> None:
+    """Trained segmentors side by side: the devkit's LidarSegEval numbers of each run's last validation (mIoU,
+    IoU per class), parameters, iterations and mean time per training iteration from the log, and the time of
+    one prediction on ``frames`` validation frames (the test pipeline's points) in this run."""
+    import torch
+
+    from perception3d.apis import init_model
+    from perception3d.datasets import SEG_CLASSES
+    from perception3d.registry import DATASETS
+
+    runs = [_run_record(Path(w), "LidarSeg/mIoU") for w in work_dirs]
+    rows = {"mIoU": [], "parameters (M)": [], "training iterations": [], "s per training iteration (log)": [],
+            "s per frame, prediction": []}
+    rows.update({f"IoU {name}": [] for name in SEG_CLASSES})
+    for run in runs:
+        model = init_model(run["config"], run["checkpoint"])
+        dataset = DATASETS.build(dict(model.cfg.val_dataloader.dataset, test_mode=True))
+        items = [dataset[i] for i in range(0, len(dataset), max(1, len(dataset) // frames))][:frames]
+        with torch.no_grad():
+            model({"points": [items[0]["inputs"]["points"]]}, mode="predict")  # warm-up
+            start = time.perf_counter()
+            for item in items:
+                model({"points": [item["inputs"]["points"]]}, mode="predict")
+            per_frame = (time.perf_counter() - start) / len(items)
+        m = run["metrics"]
+        rows["mIoU"].append(f"{m['LidarSeg/mIoU']:.4f}")
+        rows["parameters (M)"].append(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}")
+        rows["training iterations"].append(str(run["last_iter"]))
+        rows["s per training iteration (log)"].append(f"{run['time']:.2f}")
+        rows["s per frame, prediction"].append(f"{per_frame:.2f}")
+        for name in SEG_CLASSES:
+            rows[f"IoU {name}"].append(f"{m[f'LidarSeg/IoU_{name}']:.4f}")
+    names = [Path(w).name for w in work_dirs]
+    table = ["| | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    table += [f"| {key} | " + " | ".join(values) + " |" for key, values in rows.items()]
+    print("\n".join(table))
+    if out:
+        Path(out).write_text("\n".join(table) + "\n")
+
+
 def _preloaded(nusc, path: Path, submission: dict):
     """The devkit gets what the fast side gets: the loaded tables (TrackingEval loads them itself) and the
     parsed submission (its load_prediction reads the file with json.load)."""
@@ -535,8 +581,14 @@ def main(argv=None) -> int:
     focal.add_argument("--frames", type=int, default=10, help="validation frames for the voxel counts")
     focal.add_argument("--repeat", type=int, default=3, help="training batches timed per model")
     focal.add_argument("--out", help="also write the table (markdown) here")
+    seg = sub.add_parser("seg", help="trained segmentors side by side: devkit mIoU, IoU per class, speed")
+    seg.add_argument("work_dirs", nargs="+", help="tools/train.py work dirs of segmentation configs")
+    seg.add_argument("--frames", type=int, default=20, help="validation frames timed per model")
+    seg.add_argument("--out", help="also write the table (markdown) here")
     args = parser.parse_args(argv)
-    if args.what == "focal":
+    if args.what == "seg":
+        bench_seg(args.work_dirs, args.frames, args.out)
+    elif args.what == "focal":
         bench_focal(args.work_dirs, args.frames, args.repeat, args.out)
     elif args.what == "eval":
         bench_eval(args.task, args.scenes, args.frames, args.boxes)

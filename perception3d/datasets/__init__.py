@@ -6,5 +6,5 @@ from .nuscenes_dataset import CBGSDataset, NuScenesDataset, NuScenesSegDataset
 from .nuscenes_infos import INFO_FORMAT_VERSION, info_path, load_infos
 from .samplers import SampleKey, SeededSampler
 
-__all__ = ["CLASSES", "SEG_CLASSES", "CBGSDataset", "NuScenesDataset", "NuScenesSegDataset", "INFO_FORMAT_VERSION", "info_path", "load_infos", "SampleKey",
-           "SeededSampler"]
+__all__ = ["CLASSES", "SEG_CLASSES", "CBGSDataset", "NuScenesDataset", "NuScenesSegDataset", "INFO_FORMAT_VERSION",
+           "info_path", "load_infos", "SampleKey", "SeededSampler"]

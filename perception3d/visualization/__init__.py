@@ -7,5 +7,5 @@ from .picture import add_class_legend, add_legend, save_png
 from .video import write_video
 
 __all__ = ["CLASS_COLOURS", "Camera", "GT_COLOUR", "LidarVisualizer", "add_class_legend", "add_legend",
-           "camera_preset", "class_box_colours", "label_colours", "point_colours", "render_bev", "render_image", "save_png", "show_window",
-           "track_colour", "write_video"]
+           "camera_preset", "class_box_colours", "label_colours", "point_colours", "render_bev", "render_image",
+           "save_png", "show_window", "track_colour", "write_video"]

@@ -31,7 +31,8 @@ class PointSegmentor(BaseModel):
     """
 
     def __init__(self, network: dict, num_classes: int = len(SEG_CLASSES), ce_weight: float = 1.0,
-                 lovasz_weight: float = 0.0, data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+                 lovasz_weight: float = 0.0, data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
         if num_classes != len(SEG_CLASSES):
             raise ValueError(f"num_classes={num_classes} does not match the {len(SEG_CLASSES)} classes of the devkit's "
                              f"lidarseg mapping ({', '.join(SEG_CLASSES)})")
