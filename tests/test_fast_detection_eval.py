@@ -150,6 +150,7 @@ def edited_world(synthetic_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("edited_world")
     shutil.copytree(Path(synthetic_root) / "v1.0-mini", root / "v1.0-mini")
     (root / "maps").symlink_to(Path(synthetic_root) / "maps")
+    (root / "v1.0-mini" / "lidarseg.json").unlink()  # detection tables only: no lidarseg label files here
     tables = {name: json.loads((root / "v1.0-mini" / f"{name}.json").read_text())
               for name in ("category", "instance", "sample_annotation")}
     category = {c["token"]: c["name"] for c in tables["category"]}
@@ -157,8 +158,7 @@ def edited_world(synthetic_root, tmp_path_factory):
     assert trailer, "the world should hold trailers"
     tables["instance"] = [i for i in tables["instance"] if i["token"] not in trailer]
     anns = [a for a in tables["sample_annotation"] if a["instance_token"] not in trailer]
-    tables["category"].append({"token": "rack" * 8, "name": "static_object.bicycle_rack", "description": "rack"})
-    category["rack" * 8] = "static_object.bicycle_rack"
+    rack = next(c["token"] for c in tables["category"] if c["name"] == "static_object.bicycle_rack")
     bike_instances = {i["token"] for i in tables["instance"] if category[i["category_token"]] == "vehicle.bicycle"}
     nusc = NuScenes("v1.0-mini", dataroot=synthetic_root, verbose=False)
     val = set(split_tokens(nusc))
@@ -166,7 +166,7 @@ def edited_world(synthetic_root, tmp_path_factory):
     assert len(bikes) > 10
     for k, bike in enumerate(bikes[::2]):
         token = f"{k:032x}"
-        tables["instance"].append({"token": token, "category_token": "rack" * 8, "nbr_annotations": 1,
+        tables["instance"].append({"token": token, "category_token": rack, "nbr_annotations": 1,
                                    "first_annotation_token": token, "last_annotation_token": token})
         anns.append({**bike, "token": token, "instance_token": token, "size": [3.0, 3.0, 2.0], "prev": "",
                      "next": "", "attribute_tokens": []})

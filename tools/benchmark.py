@@ -498,7 +498,6 @@ def bench_focal(work_dirs: List[str], frames: int, repeat: int, out: Optional[st
         Path(out).write_text(report + "\n")
 
 
-@contextlib.contextmanager
 def bench_seg(work_dirs: List[str], frames: int, out: Optional[str]) -> None:
     """Trained segmentors side by side: the devkit's LidarSegEval numbers of each run's last validation (mIoU,
     IoU per class), parameters, iterations and mean time per training iteration from the log, and the time of
@@ -539,6 +538,7 @@ def bench_seg(work_dirs: List[str], frames: int, out: Optional[str]) -> None:
         Path(out).write_text("\n".join(table) + "\n")
 
 
+@contextlib.contextmanager
 def _preloaded(nusc, path: Path, submission: dict):
     """The devkit gets what the fast side gets: the loaded tables (TrackingEval loads them itself) and the
     parsed submission (its load_prediction reads the file with json.load)."""
