@@ -10,6 +10,7 @@ import torch
 
 from ..datasets.point_io import load_points, pad_points
 from ..datasets.transforms.formatting import points_in_range
+from ..datasets.transforms.loading import outside_ego_square
 from ..models.heads import Detections
 
 
@@ -55,10 +56,9 @@ def inference_detector(model: torch.nn.Module, points: Union[str, Path, np.ndarr
     point_cloud_range are left out. The points keep their order (the test pipeline shuffles them, seeded per
     sample): where a voxel holds more than its 10 points, the first 10 make its mean."""
     cloud = load_points(points, load_dims) if isinstance(points, (str, Path)) else prepare_points(points)
-    radius = _ego_radius(model)
-    ego = (np.abs(cloud[:, 0]) < radius) & (np.abs(cloud[:, 1]) < radius)
-    cloud = points_in_range(cloud[~ego], np.asarray(model.data_preprocessor.voxelizer.point_cloud_range,
-                                                    dtype=np.float32))  # as PointsRangeFilter
+    point_cloud_range = np.asarray(model.data_preprocessor.voxelizer.point_cloud_range, dtype=np.float32)
+    cloud = points_in_range(cloud[outside_ego_square(cloud, _ego_radius(model))], point_cloud_range)  # as the
+    # test pipeline's LoadPoints and PointsRangeFilter
     device = next(model.parameters()).device
     data = model.data_preprocessor({"inputs": {"points": [torch.from_numpy(cloud).to(device)]}}, False)
     return model(**data, mode="predict")[0]
@@ -93,8 +93,7 @@ def inference_segmentor(model: torch.nn.Module, points: Union[str, Path, np.ndar
     cloud = load_points(points, load_dims) if isinstance(points, (str, Path)) else prepare_points(points)
     cfg = getattr(model, "cfg", None)
     steps = cfg.get("test_dataloader", {}).get("dataset", {}).get("pipeline", []) if cfg is not None else []
-    radius = _ego_radius(model)
-    keep = np.flatnonzero(~((np.abs(cloud[:, 0]) < radius) & (np.abs(cloud[:, 1]) < radius)))
+    keep = np.flatnonzero(outside_ego_square(cloud, _ego_radius(model)))
     sample = LidarSample(info={}, data_root="", points=cloud[keep], point_index=keep, num_file_points=len(cloud))
     with seeded_sample((0,)):
         for step in steps:

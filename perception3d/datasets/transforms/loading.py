@@ -30,6 +30,14 @@ def _append_points(out, start, raw, pose, time_lag, radius):
     return k
 
 
+def outside_ego_square(points: np.ndarray, radius: float) -> np.ndarray:
+    """bool (N,): the rows of ``points`` (N, >= 2) that are not within the |x|, |y| < ``radius`` (m) square, by
+    the test :func:`gather_points` makes (in float64)."""
+    xy = np.abs(np.asarray(points)[:, :2].astype(np.float64))
+    radius = max(float(radius), 0.0)
+    return ~((xy[:, 0] < radius) & (xy[:, 1] < radius))
+
+
 def gather_points(clouds, poses, time_lags, ego_radius: float) -> np.ndarray:
     """Stacks raw clouds (each float32 (N_i, >= 4)) into one float32 (N, 5) array x, y, z, intensity, time_lag.
 
@@ -67,13 +75,11 @@ class LoadPoints:
         raw = load_bin_points(path, self.load_dim)
         sample.points = gather_points([raw], [np.eye(4)], [0.0], self.ego_radius)
         sample.num_file_points = len(raw)
-        if self.with_point_index:  # the rows gather_points kept, by its own test in float64
+        if self.with_point_index:  # the rows gather_points kept
             if len(raw) != count_file_points(path, self.load_dim):
                 raise ValueError(f"point file {path} has rows with NaN or inf: per-point labels and predictions "
                                  f"index every row of the file")
-            xy = np.abs(raw[:, :2].astype(np.float64))
-            radius = max(self.ego_radius, 0.0)
-            sample.point_index = np.flatnonzero(~((xy[:, 0] < radius) & (xy[:, 1] < radius)))
+            sample.point_index = np.flatnonzero(outside_ego_square(raw, self.ego_radius))
         return sample
 
 
