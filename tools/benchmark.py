@@ -3,6 +3,8 @@
     python tools/benchmark.py data [--data-root data/synthetic] [--frames 60]
     python tools/benchmark.py ops [--repeat 5]
     python tools/benchmark.py model [--config configs/voxelnext/voxelnext_voxel0075_nus.py] [--repeat 3]
+                                    [--train-config configs/voxelnext/voxelnext_tiny_synthetic.py] [--data-root D]
+    python tools/benchmark.py sparse [--repeat 5]
     python tools/benchmark.py track [--boxes 200] [--frames 200]
     python tools/benchmark.py eval [--task det|track|both] [--scenes 150] [--frames 40] [--boxes 300]
     python tools/benchmark.py focal WORK_DIR [WORK_DIR ...] [--frames 10] [--repeat 3] [--out report.md]
@@ -18,8 +20,14 @@ points; voxel 0.075 × 0.075 × 0.2 m, range ±54 m): voxelize_hard against spco
 (1000 boxes), sparse_local_max (100k voxels). On CUDA too when a GPU is there.
 
 model: one nuScenes-size frame (the same ≈ 300k points) through a detector config in eval mode, time per stage
-(voxelize, backbone, head, decode in both modes) and the peak memory of the whole inference; on CUDA also
-ms/frame in fp32 and under fp16 autocast.
+(voxelize, backbone, head, decode in both modes), the peak memory of the whole inference and where the frame's
+time goes (kernel maps, gather/scatter, matrix multiplies, BatchNorm, ReLU, other; cProfile), on the CPU once
+with each sparse convolution engine (spconv's CPU path, ours) and their ratio; on CUDA also ms/frame in fp32
+and under fp16 autocast. Then one training iteration (forward + backward, 2 frames of the synthetic world) of
+--train-config on both engines from the same weights: time, peak memory, losses, split.
+
+sparse: each sparse convolution layer type of our models on one nuScenes-size frame's voxels (stride 1, 8 and
+the bird's-eye view), forward and forward + backward, spconv's CPU path beside ours, kernel maps included.
 
 track: tracker frames per second on a scene of 200 moving boxes per frame: the default, CenterPoint's motion, Hungarian.
 
@@ -223,7 +231,97 @@ def bench_ops(repeat: int) -> None:
         print("no CUDA GPU here: CUDA kernels not measured")
 
 
-def bench_model(config: str, repeat: int) -> None:
+# where a sparse network's time goes, as cProfile sees it: (label, substrings of "file:function" or builtin names)
+SPLIT = [
+    ("kernel maps (ours: build_kernel_map and its numba kernels; spconv: get_indice_pairs)",
+     ("build_kernel_map", "check_indices", "_voxel_keys", "_insert_all", "_submanifold_map", "_strided_candidates",
+      "_number_outputs", "_transpose_map", "_decode_keys", "_hash_table", "get_indice_pairs")),
+    ("gather / scatter (ours: _gather_rows, index_add_; spconv: indice_conv)",
+     ("_gather_rows", "index_add_", "index_select", "indice_conv", "cut_slabs")),
+    ("matrix multiplies", ("torch.mm", "addmm", "linear", "matmul")),
+    ("BatchNorm", ("batch_norm",)),
+    ("ReLU", ("relu",)),
+]
+
+
+def _time_split(fn) -> dict:
+    """Seconds of one ``fn()`` per SPLIT category (cProfile's own time of each function, summed), and "other"."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.runcall(fn)
+    stats = pstats.Stats(profile).stats
+    split = {label: 0.0 for label, _ in SPLIT}
+    split["other"] = 0.0
+    for (file, _, name), (_, _, own, _, _) in stats.items():
+        where = f"{file}:{name}"
+        split[next((label for label, keys in SPLIT if any(k in where for k in keys)), "other")] += own
+    return split
+
+
+def _engines(model):
+    """Yields ("perception3d" | "spconv", model) with every sparse convolution on that engine."""
+    from perception3d.models.sparse import set_sparse_engine
+
+    for engine in ("spconv", "perception3d"):
+        set_sparse_engine(model, engine)
+        yield engine, model
+    set_sparse_engine(model, "auto")
+
+
+def bench_sparse(repeat: int) -> None:
+    """Each layer type of our models at nuScenes size on both engines (forward, forward + backward)."""
+    import warnings
+
+    import numpy as np
+    import spconv.pytorch as spconv
+    import torch
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from perception3d.models import sparse
+    from perception3d.ops import voxelize_hard
+
+    _, coords, _ = voxelize_hard(torch.from_numpy(_frame()), VOXEL, RANGE, 10, 200000)
+    stride1 = torch.cat([torch.zeros(len(coords), 1, dtype=torch.int32), coords.int()], 1)
+    stride8 = torch.unique(torch.cat([stride1[:, :1], stride1[:, 1:] // 8], 1), dim=0).int()
+    bev = torch.unique(stride8[:, [0, 2, 3]], dim=0).int()
+    grid = [40, 1440, 1440]
+    cases = [  # name, layer, indices, spatial shape
+        ("SubMConv3d 16→16 k3, stride-1 voxels", sparse.SubMConv3d(16, 16, 3, padding=1, bias=False), stride1, grid),
+        ("SparseConv3d 16→32 k3 s2 p1", sparse.SparseConv3d(16, 32, 3, 2, 1, bias=False), stride1, grid),
+        ("SubMConv3d 128→128 k3, stride-8 voxels", sparse.SubMConv3d(128, 128, 3, padding=1, bias=False), stride8,
+         [5, 180, 180]),
+        ("SparseConv2d 128→128 k3 s1 p1, BEV", sparse.SparseConv2d(128, 128, 3, 1, 1, bias=False), bev, [180, 180]),
+        ("SubMConv2d 128→128 k3, BEV", sparse.SubMConv2d(128, 128, 3, padding=1, bias=False), bev, [180, 180]),
+        ("SparseConv3d 32→64 k2 s2 (MinkUNet)", sparse.SparseConv3d(32, 64, 2, 2, bias=False), stride1, grid),
+    ]
+    print(f"one nuScenes-size frame ({len(stride1):,} voxels at stride 1, {len(stride8):,} at stride 8, {len(bev):,} "
+          f"BEV), CPU ({torch.get_num_threads()} threads), median of {repeat}; kernel maps built in every call:")
+    print(f"  {'layer':<42} {'spconv fwd':>11} {'ours fwd':>9} {'ratio':>6} {'spconv f+b':>11} {'ours f+b':>9} "
+          f"{'ratio':>6}")
+    for name, layer, indices, shape in cases:
+        torch.manual_seed(0)
+        features = torch.randn(len(indices), layer.in_channels)
+        times = {}
+        for engine in ("spconv", "perception3d"):
+            sparse.set_sparse_engine(layer, engine)
+
+            def forward():
+                with torch.no_grad():
+                    return layer(spconv.SparseConvTensor(features, indices, shape, 1))
+
+            def train():
+                f = features.clone().requires_grad_(True)
+                out = layer(spconv.SparseConvTensor(f, indices, shape, 1))
+                out.features.sum().backward()
+
+            times[engine] = (_median_ms(forward, repeat), _median_ms(train, repeat))
+        (sf, sb), (of, ob) = times["spconv"], times["perception3d"]
+        print(f"  {name:<42} {sf:8.1f} ms {of:6.1f} ms {sf / of:5.2f}x {sb:8.1f} ms {ob:6.1f} ms {sb / ob:5.2f}x")
+
+
+def bench_model(config: str, repeat: int, train_config: Optional[str], data_root: str) -> None:
     import warnings
 
     import torch
@@ -257,28 +355,39 @@ def bench_model(config: str, repeat: int) -> None:
         where = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
         print(f"{Path(config).name} on {where}: {len(points):,} points → {len(voxels.coords):,} voxels → "
               f"{len(bev.indices):,} BEV voxels, eval mode, median of {repeat}:")
+        engines = _engines(model) if device == "cpu" else [("spconv", model)]
+        results = {}
+        for engine, model in engines:
+            peak = _peak_mib(whole) if device == "cpu" else float("nan")
+            stages = {
+                "voxelize": lambda: model.data_preprocessor(batch),
+                "backbone": lambda: model.extract_feat(voxels),
+                "head": lambda: head(bev),
+            }
+            times = {}
+            with torch.no_grad():
+                for name, fn in stages.items():
+                    times[name] = _median_ms(fn, repeat, sync)
+                for mode in ("nms", "local_max"):
+                    head.decode_mode = mode
+                    times[f"decode ({mode})"] = _median_ms(lambda: head.decode(bev.indices, outs, 1), repeat, sync)
+            total = sum(v for k, v in times.items() if k != "decode (local_max)")
+            print(f" {engine} engine:")
+            for name, ms in times.items():
+                print(f"  {name:<20} {ms:9.1f} ms   {100 * ms / total:5.1f} % of the frame (with NMS decoding)")
+            whole_ms = _median_ms(whole, repeat, sync)
+            print(f"  whole frame          {whole_ms:9.1f} ms   (stages summed: {total:.1f} ms); "
+                  f"decode local_max / nms: {times['decode (local_max)'] / times['decode (nms)']:.2f}x")
+            if device == "cpu":
+                print(f"  peak memory of one inference: +{peak:.0f} MiB")
+                split = _time_split(whole)
+                print("  where the whole frame's time goes (cProfile, one frame): " + ", ".join(
+                    f"{label.split(' (')[0]} {1000 * sec:.0f} ms" for label, sec in split.items()))
+            results[engine] = (whole_ms, times["backbone"], peak)
         if device == "cpu":
-            peak = _peak_mib(whole)
-        stages = {
-            "voxelize": lambda: model.data_preprocessor(batch),
-            "backbone": lambda: model.extract_feat(voxels),
-            "head": lambda: head(bev),
-        }
-        times = {}
-        with torch.no_grad():
-            for name, fn in stages.items():
-                times[name] = _median_ms(fn, repeat, sync)
-            for mode in ("nms", "local_max"):
-                head.decode_mode = mode
-                times[f"decode ({mode})"] = _median_ms(lambda: head.decode(bev.indices, outs, 1), repeat, sync)
-        total = sum(v for k, v in times.items() if k != "decode (local_max)")
-        for name, ms in times.items():
-            print(f"  {name:<20} {ms:9.1f} ms   {100 * ms / total:5.1f} % of the frame (with NMS decoding)")
-        whole_ms = _median_ms(whole, repeat, sync)
-        print(f"  whole frame          {whole_ms:9.1f} ms   (stages summed: {total:.1f} ms); "
-              f"decode local_max / nms: {times['decode (local_max)'] / times['decode (nms)']:.2f}x")
-        if device == "cpu":
-            print(f"  peak memory of one inference: +{peak:.0f} MiB")
+            (sw, sb, sp), (ow, ob, op) = results["spconv"], results["perception3d"]
+            print(f" ours against spconv's CPU path: whole frame {sw / ow:.2f}x faster, backbone {sb / ob:.2f}x "
+                  f"faster, peak memory {op / sp:.2f}x")
         else:
             with torch.autocast("cuda", dtype=torch.float16):
                 half_ms = _median_ms(whole, repeat, sync)
@@ -287,6 +396,60 @@ def bench_model(config: str, repeat: int) -> None:
                   f"{torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB")
     if devices == ["cpu"]:
         print("no CUDA GPU here: GPU speed not measured")
+    if train_config:
+        _bench_train_step(train_config, data_root, repeat)
+
+
+def _bench_train_step(config: str, data_root: str, repeat: int) -> None:
+    """One training iteration (forward + backward, 2 frames of the synthetic world) on both engines."""
+    import copy
+
+    import numpy as np
+    import torch
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import DefaultScope
+
+    from perception3d.engine import load_config
+    from perception3d.registry import DATASETS, MODELS
+
+    import perception3d.datasets  # noqa: F401  (registers the datasets and transforms)
+
+    cfg = load_config(config)
+    cfg.train_dataloader.dataset.data_root = _world(data_root)
+    with DefaultScope.overwrite_default_scope("perception3d"):
+        train = DATASETS.build(cfg.train_dataloader.dataset)
+        np.random.seed(0)
+        torch.manual_seed(0)
+        batches = [pseudo_collate([train[2 * i], train[2 * i + 1]]) for i in range(repeat)]
+        model = MODELS.build(cfg.model).train()
+    start = copy.deepcopy(model.state_dict())
+    results = {}
+    print(f"{Path(config).name}: one training iteration (forward + backward, 2 frames), median of {repeat}:")
+    for engine, model in _engines(model):
+        model.load_state_dict(start)
+
+        def step(batch):
+            losses = model(**model.data_preprocessor(copy.deepcopy(batch), True), mode="loss")
+            loss = sum(v for key, v in losses.items() if "loss" in key)
+            loss.backward()
+            model.zero_grad()
+            return loss.detach()
+
+        step(batches[0])  # warm-up
+        peak = _peak_mib(lambda: step(batches[0]))
+        times, losses = [], []
+        for batch in batches:
+            started = time.perf_counter()
+            losses.append(float(step(batch)))
+            times.append(time.perf_counter() - started)
+        split = _time_split(lambda: step(batches[0]))
+        results[engine] = (float(np.median(times)), peak, losses)
+        print(f" {engine} engine: {1000 * results[engine][0]:.0f} ms per iteration, peak memory +{peak:.0f} MiB, "
+              f"losses {', '.join(f'{v:.5f}' for v in losses)}")
+        print("  split (cProfile, one iteration): " + ", ".join(
+            f"{label.split(' (')[0]} {1000 * sec:.0f} ms" for label, sec in split.items()))
+    (st, sp, _), (ot, op, _) = results["spconv"], results["perception3d"]
+    print(f" ours against spconv's CPU path: {st / ot:.2f}x faster, peak memory {op / sp:.2f}x")
 
 
 def bench_track(boxes_per_frame: int, frames: int) -> None:
@@ -565,9 +728,15 @@ def main(argv=None) -> int:
     data.add_argument("--frames", type=int, default=60)
     ops = sub.add_parser("ops", help="kernel speed and memory against spconv")
     ops.add_argument("--repeat", type=int, default=5)
-    model = sub.add_parser("model", help="detector time per stage and memory on one nuScenes-size frame")
+    model = sub.add_parser("model", help="detector time per stage and memory on one nuScenes-size frame, on both "
+                                         "sparse engines; a training iteration of --train-config")
     model.add_argument("--config", default="configs/voxelnext/voxelnext_voxel0075_nus.py")
     model.add_argument("--repeat", type=int, default=3)
+    model.add_argument("--train-config", default="configs/voxelnext/voxelnext_tiny_synthetic.py",
+                       help="config whose training iteration is timed on both engines ('' to skip)")
+    model.add_argument("--data-root", default="data/synthetic", help="world the training frames come from")
+    sparse_ = sub.add_parser("sparse", help="each sparse convolution layer type at nuScenes size, ours and spconv's")
+    sparse_.add_argument("--repeat", type=int, default=5)
     track = sub.add_parser("track", help="tracker frames per second")
     track.add_argument("--boxes", type=int, default=200)
     track.add_argument("--frames", type=int, default=200)
@@ -596,12 +765,14 @@ def main(argv=None) -> int:
         bench_data(args.data_root, args.frames)
     elif args.what == "ops":
         bench_ops(args.repeat)
+    elif args.what == "sparse":
+        bench_sparse(args.repeat)
     elif args.what == "track":
         bench_track(args.boxes, args.frames)
     else:
         if not Path(args.config).is_file():
             parser.error(f"--config: no such file: {args.config}")
-        bench_model(args.config, args.repeat)
+        bench_model(args.config, args.repeat, args.train_config, args.data_root)
     return 0
 
 

@@ -24,7 +24,7 @@ import spconv.pytorch as spconv
 import torch
 from torch import nn
 
-from ..sparse import BACKBONE_NORM
+from ..sparse import BACKBONE_NORM, SubMConv3d
 
 KERNEL_SIZES = (3, 5)
 
@@ -165,12 +165,12 @@ class FocalSparseConv(spconv.SparseModule):
         imp_in = channels
         if enlarge_channels:
             self.enlarge = spconv.SparseSequential(
-                spconv.SubMConv3d(channels, enlarge_channels, 3, padding=1, bias=False, indice_key=f"{key}_enlarge"),
+                SubMConv3d(channels, enlarge_channels, 3, padding=1, bias=False, indice_key=f"{key}_enlarge"),
                 nn.BatchNorm1d(enlarge_channels, **BACKBONE_NORM), nn.ReLU())
             imp_in = enlarge_channels
-        self.conv_imp = spconv.SubMConv3d(imp_in, kernel_size ** 3, 3, padding=1, bias=False,
+        self.conv_imp = SubMConv3d(imp_in, kernel_size ** 3, 3, padding=1, bias=False,
                                           indice_key=f"{key}_imp")
-        self.conv = spconv.SubMConv3d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False,
+        self.conv = SubMConv3d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False,
                                       indice_key=key)
         self.bn = nn.BatchNorm1d(channels, **BACKBONE_NORM)
         self.relu = nn.ReLU()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ...registry import MODELS
-from ..sparse import TORCH_NORM, SparseBasicBlock, down_block, subm_block, use_algo_for
+from ..sparse import TORCH_NORM, SparseBasicBlock, down_block, subm_block
 from ..voxelizers import VoxelBatch
 from .focal_sparse_conv import FocalSparseConv
 
@@ -104,7 +104,6 @@ class VoxelNeXtBackbone(nn.Module):
         """``forward`` and the backbone's own losses: {"loss_focal": the focal blocks' importance losses summed}
         when they are switched on and ``gt_boxes`` (one (B_i, 9) tensor per sample) are given in training, else
         {}."""
-        use_algo_for(self, voxels.features.device)
         nz, ny, nx = voxels.spatial_shape
         x = spconv.SparseConvTensor(voxels.features, voxels.coords.int(), [nz + 1, ny, nx], voxels.batch_size)
         x = self.conv_input(x)

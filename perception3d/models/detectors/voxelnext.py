@@ -10,6 +10,7 @@ from mmengine.model import BaseDataPreprocessor, BaseModel
 from ...registry import MODELS
 from ..heads import Detections
 from ..heads.targets import CODE_SIZE
+from ..sparse import set_sparse_engine
 from ..voxelizers import VoxelBatch
 
 
@@ -45,16 +46,19 @@ class VoxelNeXt(BaseModel):
     sample); "predict" → one :class:`Detections` per sample, boxes (N, 9) in the sample's (augmented) LiDAR
     frame; "tensor" → the head's raw outputs per class group. A batch without a voxel (every point outside
     ``point_cloud_range``) predicts no boxes and trains no step (warned); a sample without one is left out of the
-    loss (warned).
+    loss (warned). ``sparse_engine``: "auto" (ours on the CPU, spconv on CUDA), "perception3d" or "spconv"
+    (:mod:`perception3d.models.sparse`).
     """
 
-    def __init__(self, backbone: dict, head: dict, data_preprocessor: dict, init_cfg: Optional[dict] = None):
+    def __init__(self, backbone: dict, head: dict, data_preprocessor: dict, init_cfg: Optional[dict] = None,
+                 sparse_engine: str = "auto"):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         voxelizer = self.data_preprocessor.voxelizer
         geometry = dict(voxel_size=voxelizer.voxel_size, point_cloud_range=voxelizer.point_cloud_range)
         self.backbone = MODELS.build(dict(backbone, **geometry) if backbone.get("focal") else backbone)
         self.head = MODELS.build(dict(head, voxel_size=voxelizer.voxel_size,
                                       point_cloud_range=voxelizer.point_cloud_range, stride=self.backbone.stride))
+        set_sparse_engine(self, sparse_engine)
 
     def extract_feat(self, voxels: VoxelBatch):
         """VoxelBatch → sparse BEV features at the backbone's stride."""

@@ -12,7 +12,7 @@ from torch import nn
 from ...datasets.classes import CLASSES
 from ...ops import nms_bev, sparse_local_max
 from ...registry import MODELS
-from ..sparse import TORCH_NORM, norm_act, use_algo_for
+from ..sparse import TORCH_NORM, SubMConv2d, norm_act
 from .targets import CODE_SIZE, assign_targets, decode_boxes, focal_loss
 
 NUSCENES_GROUPS = (("car",), ("truck", "construction_vehicle"), ("bus", "trailer"), ("barrier",),
@@ -56,7 +56,7 @@ class SparseBranches(nn.Module):
         if kernel == 1:
             self.hidden = nn.Linear(channels, width)
         else:
-            self.hidden = spconv.SubMConv2d(channels, width, kernel, padding=kernel // 2, bias=False,
+            self.hidden = SubMConv2d(channels, width, kernel, padding=kernel // 2, bias=False,
                                             indice_key="head")
         self.norm_act = nn.Sequential(*norm_act(width, TORCH_NORM))
         self.out = nn.ModuleList(nn.Linear(channels, n) for n in outputs)
@@ -136,7 +136,6 @@ class VoxelNeXtHead(nn.Module):
     def forward(self, x: spconv.SparseConvTensor) -> List[Dict[str, torch.Tensor]]:
         """Per group: ``hm`` logits (M, K) and ``code`` (M, 10) at the M voxels of ``x`` (centre offset in cells,
         z, log size, cos, sin, vx, vy)."""
-        use_algo_for(self, x.features.device)
         per_branch = self.branches(x)
         n = 1 + len(BRANCHES)
         return [{"hm": per_branch[g * n], "code": torch.cat(per_branch[g * n + 1:(g + 1) * n], dim=1)}

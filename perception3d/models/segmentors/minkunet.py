@@ -28,7 +28,7 @@ from torch import nn
 
 from ...ops import scatter_mean
 from ...registry import MODELS
-from ..sparse import TORCH_NORM, use_algo_for
+from ..sparse import TORCH_NORM, SparseConv3d, SparseInverseConv3d, SubMConv3d
 
 BLOCK_TYPES = ("basic", "bottleneck")
 
@@ -61,9 +61,9 @@ class BasicBlock(spconv.SparseModule):
 
     def __init__(self, cin: int, cout: int, key: str):
         super().__init__()
-        self.conv1 = spconv.SubMConv3d(cin, cout, 3, padding=1, bias=False, indice_key=key)
+        self.conv1 = SubMConv3d(cin, cout, 3, padding=1, bias=False, indice_key=key)
         self.bn1 = nn.BatchNorm1d(cout, **TORCH_NORM)
-        self.conv2 = spconv.SubMConv3d(cout, cout, 3, padding=1, bias=False, indice_key=key)
+        self.conv2 = SubMConv3d(cout, cout, 3, padding=1, bias=False, indice_key=key)
         self.bn2 = nn.BatchNorm1d(cout, **TORCH_NORM)
         self.shortcut = Shortcut(cin, cout) if cin != cout else None
         self.relu = nn.ReLU()
@@ -87,7 +87,7 @@ class Bottleneck(spconv.SparseModule):
         super().__init__()
         self.linear1 = nn.Linear(cin, cout, bias=False)
         self.bn1 = nn.BatchNorm1d(cout, **TORCH_NORM)
-        self.conv2 = spconv.SubMConv3d(cout, cout, 3, padding=1, bias=False, indice_key=key)
+        self.conv2 = SubMConv3d(cout, cout, 3, padding=1, bias=False, indice_key=key)
         self.bn2 = nn.BatchNorm1d(cout, **TORCH_NORM)
         self.linear3 = nn.Linear(cout, cout, bias=False)
         self.bn3 = nn.BatchNorm1d(cout, **TORCH_NORM)
@@ -160,9 +160,9 @@ class MinkUNet(nn.Module):
 
         # minkunet_backbone.py ``conv_input``: two SubMConv3d 3³ (in → base → base) + BN + ReLU, key 'subm0'
         self.conv_input = spconv.SparseSequential(
-            conv_bn_relu(spconv.SubMConv3d(in_channels, base_channels, 3, padding=1, bias=False,
+            conv_bn_relu(SubMConv3d(in_channels, base_channels, 3, padding=1, bias=False,
                                            indice_key="subm0"), base_channels),
-            conv_bn_relu(spconv.SubMConv3d(base_channels, base_channels, 3, padding=1, bias=False,
+            conv_bn_relu(SubMConv3d(base_channels, base_channels, 3, padding=1, bias=False,
                                            indice_key="subm0"), base_channels))
 
         # ``encoder``: stage i halves the resolution with a SparseConv3d kernel 2 stride 2 that keeps the width
@@ -171,7 +171,7 @@ class MinkUNet(nn.Module):
         enc = (base_channels,) + encoder_channels
         self.encoder = nn.ModuleList()
         for i in range(stages):
-            down = conv_bn_relu(spconv.SparseConv3d(enc[i], enc[i], 2, stride=2, bias=False,
+            down = conv_bn_relu(SparseConv3d(enc[i], enc[i], 2, stride=2, bias=False,
                                                     indice_key=f"spconv{i + 1}"), enc[i])
             blocks = [block(enc[i] if j == 0 else enc[i + 1], enc[i + 1], f"subm{i + 1}")
                       for j in range(encoder_blocks[i])]
@@ -186,7 +186,7 @@ class MinkUNet(nn.Module):
         self.decoder = nn.ModuleList()
         for i in range(stages):
             skip = enc[stages - 1 - i]
-            self.decoder_up.append(conv_bn_relu(spconv.SparseInverseConv3d(
+            self.decoder_up.append(conv_bn_relu(SparseInverseConv3d(
                 dec[i], dec[i + 1], 2, bias=False, indice_key=f"spconv{stages - i}"), dec[i + 1]))
             self.decoder.append(spconv.SparseSequential(*[
                 block(dec[i + 1] + skip if j == 0 else dec[i + 1], dec[i + 1], f"subm{stages - 1 - i}")
@@ -283,7 +283,6 @@ class MinkUNet(nn.Module):
         features, all of them the network's input → one float (N_i, num_classes) tensor of logits per sample,
         one row per input point in the input order (the logits of the point's voxel)."""
         self._check_points(points)
-        use_algo_for(self, points[0].device)
         x, point_voxel = self.voxelize(points)
         counts = [len(cloud) for cloud in points]
         if x is None:

@@ -10,6 +10,7 @@ from mmengine.model import BaseModel
 
 from ...datasets.lidarseg import SEG_CLASSES
 from ...registry import MODELS
+from ..sparse import set_sparse_engine
 
 IGNORE = -1  # target of a point of class 0 ("ignore" in the devkit's mapping)
 
@@ -28,11 +29,13 @@ class PointSegmentor(BaseModel):
 
     ``forward(inputs, data_samples, mode)``: "loss" → ``loss_ce`` (and ``loss_lovasz``) from each sample's
     ``pts_labels`` (0–16); "predict" → one int64 tensor (N_i,) of classes 1–16 per sample; "tensor" → the logits.
+    ``sparse_engine``: the engine of the network's sparse convolutions, if it has any ("auto", "perception3d",
+    "spconv"; :mod:`perception3d.models.sparse`).
     """
 
     def __init__(self, network: dict, num_classes: int = len(SEG_CLASSES), ce_weight: float = 1.0,
                  lovasz_weight: float = 0.0, data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None, sparse_engine: str = "auto"):
         if num_classes != len(SEG_CLASSES):
             raise ValueError(f"num_classes={num_classes} does not match the {len(SEG_CLASSES)} classes of the devkit's "
                              f"lidarseg mapping ({', '.join(SEG_CLASSES)})")
@@ -42,6 +45,7 @@ class PointSegmentor(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.num_classes = num_classes
         self.network = MODELS.build(dict(network, num_classes=num_classes))
+        set_sparse_engine(self, sparse_engine)
         self.ce_weight, self.lovasz_weight = ce_weight, lovasz_weight
         self.lovasz = None
         if lovasz_weight > 0:
