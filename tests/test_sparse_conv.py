@@ -226,6 +226,6 @@ def test_minkunet_trains_the_same_on_both_engines():
             optim.zero_grad()
             loss.backward()
             optim.step()
-            losses[engine].append(float(loss))
+            losses[engine].append(float(loss.detach()))
     assert losses["perception3d"][-1] < losses["perception3d"][0]  # it trains
     np.testing.assert_allclose(losses["perception3d"], losses["spconv"], rtol=1e-5)

@@ -4,7 +4,7 @@
     python tools/benchmark.py ops [--repeat 5]
     python tools/benchmark.py model [--config configs/voxelnext/voxelnext_voxel0075_nus.py] [--repeat 3]
                                     [--train-config configs/voxelnext/voxelnext_tiny_synthetic.py] [--data-root D]
-    python tools/benchmark.py sparse [--repeat 5]
+    python tools/benchmark.py sparse [--config configs/voxelnext/voxelnext_voxel0075_nus.py] [--repeat 5]
     python tools/benchmark.py track [--boxes 200] [--frames 200]
     python tools/benchmark.py eval [--task det|track|both] [--scenes 150] [--frames 40] [--boxes 300]
     python tools/benchmark.py focal WORK_DIR [WORK_DIR ...] [--frames 10] [--repeat 3] [--out report.md]
@@ -26,8 +26,9 @@ with each sparse convolution engine (spconv's CPU path, ours) and their ratio; o
 and under fp16 autocast. Then one training iteration (forward + backward, 2 frames of the synthetic world) of
 --train-config on both engines from the same weights: time, peak memory, losses, split.
 
-sparse: each sparse convolution layer type of our models on one nuScenes-size frame's voxels (stride 1, 8 and
-the bird's-eye view), forward and forward + backward, spconv's CPU path beside ours, kernel maps included.
+sparse: each sparse convolution layer type of the backbone on the voxel sets it meets on one nuScenes-size frame
+(strides 1, 2, 8 and the bird's-eye view), forward and forward + backward, spconv's CPU path beside ours, kernel
+maps included.
 
 track: tracker frames per second on a scene of 200 moving boxes per frame: the default, CenterPoint's motion, Hungarian.
 
@@ -270,37 +271,110 @@ def _engines(model):
     set_sparse_engine(model, "auto")
 
 
-def bench_sparse(repeat: int) -> None:
-    """Each layer type of our models at nuScenes size on both engines (forward, forward + backward)."""
+def _paired_ms(fns: dict, repeat: int) -> dict:
+    """Median ms of each of ``fns`` ({name: fn}), called in turn round after round (after one warm-up call
+    each), so that a machine whose speed drifts during the run slows every one of them alike."""
+    import numpy as np
+
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for r in range(repeat):
+        for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            started = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - started)
+    return {name: 1000 * float(np.median(t)) for name, t in times.items()}
+
+
+def _sgemm_peak() -> float:
+    """This machine's float32 matrix multiply rate in GFLOP/s (4096³ torch.mm, best of 3), the ceiling of any
+    engine built on the BLAS."""
+    import torch
+
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    torch.mm(a, b)
+    best = min(_median_ms(lambda: torch.mm(a, b), 1) for _ in range(3))
+    return 2 * 4096 ** 3 / best / 1e6
+
+
+def _conv_arithmetic(model, run) -> tuple:
+    """(ms spent inside the sparse convolutions, GFLOP they must compute: Σ over layers of the (input, output,
+    offset) pairs × C_in × C_out × 2) of one ``run()``."""
+    import torch
+
+    from perception3d.models.sparse import _EngineConv
+    from perception3d.ops.sparse_conv import build_kernel_map
+
+    spent, flops, hooks, started = [0.0], [0.0], [], {}
+
+    def before(module, args):
+        started[module] = time.perf_counter()
+
+    def after(module, args, out):
+        spent[0] += time.perf_counter() - started.pop(module)
+        x = args[0]
+        if module.inverse:  # the pairs of the strided convolution it inverts: from its output to its input
+            pairs = int((build_kernel_map(out.indices, out.spatial_shape, x.batch_size, module.kernel_size,
+                                          module.stride, module.padding, module.dilation, False).out_map
+                         < len(out.indices)).sum())
+        else:
+            kmap = build_kernel_map(x.indices, x.spatial_shape, x.batch_size, module.kernel_size, module.stride,
+                                    module.padding, module.dilation, bool(module.subm))
+            pairs = int((kmap.out_map < len(x.indices)).sum())
+        flops[0] += 2.0 * pairs * module.in_channels * module.out_channels
+
+    for m in model.modules():
+        if isinstance(m, _EngineConv):
+            hooks += [m.register_forward_pre_hook(before), m.register_forward_hook(after)]
+    with torch.no_grad():
+        run()
+    for h in hooks:
+        h.remove()
+    return 1000 * spent[0], flops[0] / 1e9
+
+
+def bench_sparse(config: str, repeat: int) -> None:
+    """Each layer type of our models at nuScenes size on both engines (forward, forward + backward): the voxel
+    sets each layer of ``config``'s backbone meets on one nuScenes-size frame."""
     import warnings
 
-    import numpy as np
     import spconv.pytorch as spconv
     import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     from perception3d.models import sparse
-    from perception3d.ops import voxelize_hard
+    from perception3d.registry import MODELS
 
-    _, coords, _ = voxelize_hard(torch.from_numpy(_frame()), VOXEL, RANGE, 10, 200000)
-    stride1 = torch.cat([torch.zeros(len(coords), 1, dtype=torch.int32), coords.int()], 1)
-    stride8 = torch.unique(torch.cat([stride1[:, :1], stride1[:, 1:] // 8], 1), dim=0).int()
-    bev = torch.unique(stride8[:, [0, 2, 3]], dim=0).int()
-    grid = [40, 1440, 1440]
-    cases = [  # name, layer, indices, spatial shape
-        ("SubMConv3d 16→16 k3, stride-1 voxels", sparse.SubMConv3d(16, 16, 3, padding=1, bias=False), stride1, grid),
-        ("SparseConv3d 16→32 k3 s2 p1", sparse.SparseConv3d(16, 32, 3, 2, 1, bias=False), stride1, grid),
-        ("SubMConv3d 128→128 k3, stride-8 voxels", sparse.SubMConv3d(128, 128, 3, padding=1, bias=False), stride8,
-         [5, 180, 180]),
-        ("SparseConv2d 128→128 k3 s1 p1, BEV", sparse.SparseConv2d(128, 128, 3, 1, 1, bias=False), bev, [180, 180]),
-        ("SubMConv2d 128→128 k3, BEV", sparse.SubMConv2d(128, 128, 3, padding=1, bias=False), bev, [180, 180]),
-        ("SparseConv3d 32→64 k2 s2 (MinkUNet)", sparse.SparseConv3d(32, 64, 2, 2, bias=False), stride1, grid),
-    ]
-    print(f"one nuScenes-size frame ({len(stride1):,} voxels at stride 1, {len(stride8):,} at stride 8, {len(bev):,} "
-          f"BEV), CPU ({torch.get_num_threads()} threads), median of {repeat}; kernel maps built in every call:")
-    print(f"  {'layer':<42} {'spconv fwd':>11} {'ours fwd':>9} {'ratio':>6} {'spconv f+b':>11} {'ours f+b':>9} "
-          f"{'ratio':>6}")
-    for name, layer, indices, shape in cases:
+    init_default_scope("perception3d")
+    model = MODELS.build(Config.fromfile(config).model).eval()
+    backbone = model.backbone
+    layers = {  # name → a layer of the backbone; its input voxels are recorded on one frame
+        "SubMConv3d k3, stride 1 (conv_input)": backbone.conv_input[0],
+        "SparseConv3d k3 s2 p1, stride 1 → 2": backbone.stages[1][0][0],
+        "SubMConv3d k3, stride 2": backbone.stages[1][1].conv1,
+        "SparseConv3d k3 s2 p1, stride 4 → 8": backbone.stages[3][0][0],
+        "SubMConv3d k3, stride 8": backbone.stages[3][1].conv1,
+        "SparseConv2d k3 s1 p1, BEV (conv_out)": backbone.conv_out[0],
+        "SubMConv2d k3, BEV (shared_conv)": backbone.shared_conv[0],
+    }
+    inputs = {}
+    hooks = [layer.register_forward_pre_hook(lambda m, args, name=name: inputs.setdefault(name, args[0]))
+             for name, layer in layers.items()]
+    points = torch.from_numpy(_frame())
+    with torch.no_grad():
+        model(**model.data_preprocessor({"inputs": {"points": [points]}, "data_samples": None}), mode="predict")
+    for h in hooks:
+        h.remove()
+    print(f"{Path(config).name}'s backbone layers on one nuScenes-size frame ({len(points):,} points), CPU "
+          f"({torch.get_num_threads()} threads), median of {repeat}; kernel maps built in every call:")
+    print(f"  {'layer (channels in → out, voxels in)':<58} {'spconv fwd':>11} {'ours fwd':>9} {'ratio':>6} "
+          f"{'spconv f+b':>11} {'ours f+b':>9} {'ratio':>6}")
+    for name, layer in layers.items():
+        x = inputs[name]
+        indices, shape = x.indices, list(x.spatial_shape)
         torch.manual_seed(0)
         features = torch.randn(len(indices), layer.in_channels)
         times = {}
@@ -309,16 +383,17 @@ def bench_sparse(repeat: int) -> None:
 
             def forward():
                 with torch.no_grad():
-                    return layer(spconv.SparseConvTensor(features, indices, shape, 1))
+                    return layer(spconv.SparseConvTensor(features, indices, shape, x.batch_size))
 
             def train():
                 f = features.clone().requires_grad_(True)
-                out = layer(spconv.SparseConvTensor(f, indices, shape, 1))
+                out = layer(spconv.SparseConvTensor(f, indices, shape, x.batch_size))
                 out.features.sum().backward()
 
             times[engine] = (_median_ms(forward, repeat), _median_ms(train, repeat))
         (sf, sb), (of, ob) = times["spconv"], times["perception3d"]
-        print(f"  {name:<42} {sf:8.1f} ms {of:6.1f} ms {sf / of:5.2f}x {sb:8.1f} ms {ob:6.1f} ms {sb / ob:5.2f}x")
+        label = f"{name} ({layer.in_channels} → {layer.out_channels}, {len(indices):,})"
+        print(f"  {label:<58} {sf:8.1f} ms {of:6.1f} ms {sf / of:5.2f}x {sb:8.1f} ms {ob:6.1f} ms {sb / ob:5.2f}x")
 
 
 def bench_model(config: str, repeat: int, train_config: Optional[str], data_root: str) -> None:
@@ -385,9 +460,30 @@ def bench_model(config: str, repeat: int, train_config: Optional[str], data_root
                     f"{label.split(' (')[0]} {1000 * sec:.0f} ms" for label, sec in split.items()))
             results[engine] = (whole_ms, times["backbone"], peak)
         if device == "cpu":
-            (sw, sb, sp), (ow, ob, op) = results["spconv"], results["perception3d"]
-            print(f" ours against spconv's CPU path: whole frame {sw / ow:.2f}x faster, backbone {sb / ob:.2f}x "
-                  f"faster, peak memory {op / sp:.2f}x")
+            from perception3d.models.sparse import set_sparse_engine
+
+            def on(engine):
+                def run():
+                    set_sparse_engine(model, engine)
+                    return whole()
+                return run
+
+            paired = _paired_ms({"spconv": on("spconv"), "perception3d": on("perception3d")}, 2 * repeat)
+            (_, sb, sp), (_, ob, op) = results["spconv"], results["perception3d"]
+            sw, ow = paired["spconv"], paired["perception3d"]
+            print(f" ours against spconv's CPU path, whole frames timed in turn ({2 * repeat} each): {sw:.0f} ms → "
+                  f"{ow:.0f} ms per frame, {sw / ow:.2f}x faster; backbone {sb / ob:.2f}x faster (above); peak "
+                  f"memory {op / sp:.2f}x")
+            conv_ms, gflop = _conv_arithmetic(model, on("perception3d"))
+            peak_rate = _sgemm_peak()
+            floor = 1000 * gflop / peak_rate
+            rest = ow - conv_ms
+            print(f" the arithmetic floor: the sparse convolutions must compute {gflop:.1f} GFLOP (pairs × C_in × "
+                  f"C_out × 2); at this machine's best float32 matrix multiply rate ({peak_rate:.0f} GFLOP/s, "
+                  f"4096³ torch.mm, this run) that is >= {floor:.0f} ms, beside {rest:.0f} ms of the frame outside "
+                  f"them (ours: {conv_ms:.0f} ms inside): an exact float32 engine can make the frame at most "
+                  f"{sw / (rest + floor):.2f}x faster than spconv's {sw:.0f} ms")
+            set_sparse_engine(model, "auto")
         else:
             with torch.autocast("cuda", dtype=torch.float16):
                 half_ms = _median_ms(whole, repeat, sync)
@@ -422,34 +518,35 @@ def _bench_train_step(config: str, data_root: str, repeat: int) -> None:
         torch.manual_seed(0)
         batches = [pseudo_collate([train[2 * i], train[2 * i + 1]]) for i in range(repeat)]
         model = MODELS.build(cfg.model).train()
-    start = copy.deepcopy(model.state_dict())
+    from perception3d.models.sparse import set_sparse_engine
+
+    def step(batch, engine):
+        set_sparse_engine(model, engine)
+        losses = model(**model.data_preprocessor(copy.deepcopy(batch), True), mode="loss")
+        loss = sum(v for key, v in losses.items() if "loss" in key)
+        loss.backward()
+        model.zero_grad()
+        return float(loss.detach())
+
+    # no optimizer step: every call sees the same weights (BatchNorm's running statistics do not enter a
+    # training-mode forward), so both engines' losses on the same batches must agree
+    print(f"{Path(config).name}: one training iteration (forward + backward, 2 frames), {repeat} batches:")
     results = {}
-    print(f"{Path(config).name}: one training iteration (forward + backward, 2 frames), median of {repeat}:")
-    for engine, model in _engines(model):
-        model.load_state_dict(start)
-
-        def step(batch):
-            losses = model(**model.data_preprocessor(copy.deepcopy(batch), True), mode="loss")
-            loss = sum(v for key, v in losses.items() if "loss" in key)
-            loss.backward()
-            model.zero_grad()
-            return loss.detach()
-
-        step(batches[0])  # warm-up
-        peak = _peak_mib(lambda: step(batches[0]))
-        times, losses = [], []
-        for batch in batches:
-            started = time.perf_counter()
-            losses.append(float(step(batch)))
-            times.append(time.perf_counter() - started)
-        split = _time_split(lambda: step(batches[0]))
-        results[engine] = (float(np.median(times)), peak, losses)
-        print(f" {engine} engine: {1000 * results[engine][0]:.0f} ms per iteration, peak memory +{peak:.0f} MiB, "
-              f"losses {', '.join(f'{v:.5f}' for v in losses)}")
+    for engine in ("spconv", "perception3d"):
+        step(batches[0], engine)  # warm-up
+        peak = _peak_mib(lambda: step(batches[0], engine))
+        losses = [step(batch, engine) for batch in batches]
+        split = _time_split(lambda: step(batches[0], engine))
+        results[engine] = peak
+        print(f" {engine} engine: peak memory +{peak:.0f} MiB, losses {', '.join(f'{v:.5f}' for v in losses)}")
         print("  split (cProfile, one iteration): " + ", ".join(
             f"{label.split(' (')[0]} {1000 * sec:.0f} ms" for label, sec in split.items()))
-    (st, sp, _), (ot, op, _) = results["spconv"], results["perception3d"]
-    print(f" ours against spconv's CPU path: {st / ot:.2f}x faster, peak memory {op / sp:.2f}x")
+    times = _paired_ms({engine: (lambda e=engine: [step(b, e) for b in batches])
+                        for engine in ("spconv", "perception3d")}, 3)
+    st, ot = times["spconv"] / len(batches), times["perception3d"] / len(batches)
+    print(f" ours against spconv's CPU path, timed in turn: {st:.0f} ms → {ot:.0f} ms per iteration, "
+          f"{st / ot:.2f}x faster; peak memory {results['perception3d'] / results['spconv']:.2f}x")
+    set_sparse_engine(model, "auto")
 
 
 def bench_track(boxes_per_frame: int, frames: int) -> None:
@@ -736,6 +833,7 @@ def main(argv=None) -> int:
                        help="config whose training iteration is timed on both engines ('' to skip)")
     model.add_argument("--data-root", default="data/synthetic", help="world the training frames come from")
     sparse_ = sub.add_parser("sparse", help="each sparse convolution layer type at nuScenes size, ours and spconv's")
+    sparse_.add_argument("--config", default="configs/voxelnext/voxelnext_voxel0075_nus.py")
     sparse_.add_argument("--repeat", type=int, default=5)
     track = sub.add_parser("track", help="tracker frames per second")
     track.add_argument("--boxes", type=int, default=200)
@@ -766,7 +864,7 @@ def main(argv=None) -> int:
     elif args.what == "ops":
         bench_ops(args.repeat)
     elif args.what == "sparse":
-        bench_sparse(args.repeat)
+        bench_sparse(args.config, args.repeat)
     elif args.what == "track":
         bench_track(args.boxes, args.frames)
     else:
