@@ -271,6 +271,25 @@ def _engines(model):
     set_sparse_engine(model, "auto")
 
 
+def _fresh_peak_mib(config: str, engine: str) -> float:
+    """Peak memory growth (MiB) of one inference of ``config`` on one nuScenes-size frame with ``engine``, in a
+    new process after one warm-up inference (numba loads its compiled kernels, spconv has none to load; in this
+    process, memory freed by earlier runs would be reused and hide the peak)."""
+    import subprocess
+
+    code = ("import sys, torch, warnings; warnings.filterwarnings('ignore'); sys.path.insert(0, sys.argv[1]); "
+            "import benchmark as b; from mmengine.config import Config; "
+            "from mmengine.registry import init_default_scope; from perception3d.registry import MODELS; "
+            "from perception3d.models.sparse import set_sparse_engine; init_default_scope('perception3d'); "
+            "m = MODELS.build(Config.fromfile(sys.argv[2]).model).eval(); set_sparse_engine(m, sys.argv[3]); "
+            "d = m.data_preprocessor({'inputs': {'points': [torch.from_numpy(b._frame())]}, 'data_samples': None}); "
+            "f = lambda: m(**d, mode='predict'); torch.set_grad_enabled(False); f(); "
+            "print('PEAK', b._peak_mib(f))")
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), config, engine],
+                         capture_output=True, text=True, check=True).stdout
+    return float(next(line.split()[1] for line in out.splitlines() if line.startswith("PEAK")))
+
+
 def _paired_ms(fns: dict, repeat: int) -> dict:
     """Median ms of each of ``fns`` ({name: fn}), called in turn round after round (after one warm-up call
     each), so that a machine whose speed drifts during the run slows every one of them alike."""
@@ -433,7 +452,7 @@ def bench_model(config: str, repeat: int, train_config: Optional[str], data_root
         engines = _engines(model) if device == "cpu" else [("spconv", model)]
         results = {}
         for engine, model in engines:
-            peak = _peak_mib(whole) if device == "cpu" else float("nan")
+            peak = _fresh_peak_mib(config, engine) if device == "cpu" else float("nan")
             stages = {
                 "voxelize": lambda: model.data_preprocessor(batch),
                 "backbone": lambda: model.extract_feat(voxels),
@@ -454,7 +473,7 @@ def bench_model(config: str, repeat: int, train_config: Optional[str], data_root
             print(f"  whole frame          {whole_ms:9.1f} ms   (stages summed: {total:.1f} ms); "
                   f"decode local_max / nms: {times['decode (local_max)'] / times['decode (nms)']:.2f}x")
             if device == "cpu":
-                print(f"  peak memory of one inference: +{peak:.0f} MiB")
+                print(f"  peak memory of one inference (a new process, after one warm-up): +{peak:.0f} MiB")
                 split = _time_split(whole)
                 print("  where the whole frame's time goes (cProfile, one frame): " + ", ".join(
                     f"{label.split(' (')[0]} {1000 * sec:.0f} ms" for label, sec in split.items()))
@@ -468,12 +487,22 @@ def bench_model(config: str, repeat: int, train_config: Optional[str], data_root
                     return whole()
                 return run
 
-            paired = _paired_ms({"spconv": on("spconv"), "perception3d": on("perception3d")}, 2 * repeat)
-            (_, sb, sp), (_, ob, op) = results["spconv"], results["perception3d"]
+            def backbone_on(engine):
+                def run():
+                    set_sparse_engine(model, engine)
+                    with torch.no_grad():
+                        return model.extract_feat(voxels)
+                return run
+
+            paired = _paired_ms({"spconv": on("spconv"), "perception3d": on("perception3d"),
+                                 "spconv backbone": backbone_on("spconv"),
+                                 "perception3d backbone": backbone_on("perception3d")}, 2 * repeat)
+            sp, op = results["spconv"][2], results["perception3d"][2]
             sw, ow = paired["spconv"], paired["perception3d"]
-            print(f" ours against spconv's CPU path, whole frames timed in turn ({2 * repeat} each): {sw:.0f} ms → "
-                  f"{ow:.0f} ms per frame, {sw / ow:.2f}x faster; backbone {sb / ob:.2f}x faster (above); peak "
-                  f"memory {op / sp:.2f}x")
+            sb, ob = paired["spconv backbone"], paired["perception3d backbone"]
+            print(f" ours against spconv's CPU path, timed in turn ({2 * repeat} each): whole frame {sw:.0f} ms → "
+                  f"{ow:.0f} ms, {sw / ow:.2f}x faster; backbone {sb:.0f} ms → {ob:.0f} ms, {sb / ob:.2f}x faster; "
+                  f"peak memory {op / sp:.2f}x")
             conv_ms, gflop = _conv_arithmetic(model, on("perception3d"))
             peak_rate = _sgemm_peak()
             floor = 1000 * gflop / peak_rate
