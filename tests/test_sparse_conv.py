@@ -23,6 +23,7 @@ LAYERS = {
     "subm3d_k3": (sparse.SubMConv3d, dict(kernel_size=3, padding=1), 3),
     "subm3d_k5": (sparse.SubMConv3d, dict(kernel_size=5, padding=2), 3),
     "subm3d_k1": (sparse.SubMConv3d, dict(kernel_size=1), 3),
+    "conv3d_k1": (sparse.SparseConv3d, dict(kernel_size=1), 3),
     "subm2d_k3": (sparse.SubMConv2d, dict(kernel_size=3, padding=1), 2),
     "conv3d_k3_s2_p1": (sparse.SparseConv3d, dict(kernel_size=3, stride=2, padding=1), 3),
     "conv3d_k2_s2": (sparse.SparseConv3d, dict(kernel_size=2, stride=2), 3),

@@ -24,7 +24,7 @@ import torch
 from spconv.core import ConvAlgo
 from torch import nn
 
-from ..ops.sparse_conv import build_kernel_map, check_indices, gather_conv
+from ..ops.sparse_conv import build_kernel_map, check_indices, gather_conv, output_shape
 
 # spconv's own default for kernels of <= 32 taps on CUDA; its CPU build only has the native algorithm
 CUDA_ALGO = ConvAlgo.MaskImplicitGemm
@@ -63,6 +63,16 @@ class _EngineConv:
                              f"(N, {self.in_channels})")
         shape = tuple(int(s) for s in x.spatial_shape)
         indice_dict = dict(x.indice_dict)
+        if self.conv1x1:
+            # spconv's own shortcut for a 1×1 kernel (conv.py ``conv1x1``, FILTER_HWIO False), mirrored so that one
+            # state dict gives the same outputs on either engine: the (C_out, 1.., C_in) weight's memory read as
+            # (C_in, C_out), the voxels kept
+            check_indices(x.indices, shape, x.batch_size, len(features))
+            out = features @ self.weight.reshape(self.in_channels, self.out_channels)
+            out_shape = shape if self.subm else output_shape(shape, self.kernel_size, self.stride, self.padding,
+                                                              self.dilation)
+            return spconv.SparseConvTensor(out if self.bias is None else out + self.bias, x.indices,
+                                           list(out_shape), x.batch_size, indice_dict=indice_dict)
         key = ("perception3d", self.indice_key) if self.indice_key is not None else None
         kmap = indice_dict.get(key) if key is not None else None
         if self.inverse:

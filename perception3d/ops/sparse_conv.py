@@ -1,14 +1,15 @@
-"""Sparse convolution on the CPU: kernel maps hashed in numba, gather + one large matrix multiply in torch.
+"""Sparse convolution on the CPU: kernel maps hashed in numba, gathers and large matrix multiplies in torch.
 
 spconv's CPU path (``ConvAlgo.Native``) loops over the kernel offsets: per offset one single-threaded gather,
-one small ``torch.mm`` and one scatter-add. Here each layer is
+one small ``torch.mm`` and one scatter-add. Here a layer is, per :class:`Slab` of its kernel map,
 
-    out = gather(features, out_map) @ weight.view(C_out, K·C_in)ᵀ
+    out[rows] += gather(features, slab.index) @ weight[:, slab.taps].view(C_out, taps·C_in)ᵀ
 
-``out_map`` (N_out, K) holds, for each output voxel and kernel offset, the input row that feeds it, or N_in,
-which points at a zero row appended to the features. The gathered (rows, K·C_in) block goes through the BLAS
-at full width (row chunks bound its memory); there is no scatter anywhere. The backward pass uses the same
-shape of computation: the input gradient gathers the output gradient through ``in_map`` (N_in, K; for a
+``out_map`` (N_out, K) holds, for each output voxel and kernel offset, the input row that feeds it, or N_in for
+none (gathered as zeros). A slab is a set of offsets (a plane of the kernel, or the offsets of one occupancy
+pattern) and the rows that have a neighbour there; the gathered (rows, taps·C_in) block goes through the BLAS
+at full width, in row chunks of about 2 MiB that stay in the caches; there is no scatter anywhere. The backward
+pass has the same shape: the input gradient gathers the output gradient through ``in_map`` (N_in, K; for a
 submanifold convolution the mirror of ``out_map``), the weight gradient multiplies the output gradient by the
 re-gathered inputs. Maps are built once per ``indice_key`` and reused by every layer sharing it, as spconv
 reuses its rulebooks.
@@ -31,7 +32,8 @@ from numba import prange
 
 from ._hash import EMPTY, find_or_slot, table_size
 
-# rows of gathered features per matrix multiply: keeps the gathered block near 2 MiB, inside the cores' caches (measured: 2× faster than 16 MiB at 16 channels)
+# rows of gathered features per matrix multiply: keeps the gathered block near 2 MiB, inside the cores' caches
+# (measured: 2× faster than 16 MiB blocks at 16 channels, the same at 128)
 CHUNK_BYTES = 2 << 20
 # most offset patterns a map's rows may have for one matrix multiply per pattern (see cut_slabs)
 MAX_PATTERNS = 32
@@ -211,8 +213,7 @@ class KernelMap:
         return self._in_map
 
     def slabs(self, direction: str) -> List["Slab"]:
-        """``out_map`` ("out") or ``in_map`` ("in") cut into :class:`Slab`\ s, one per index of the first kernel
-        dim, each keeping only the rows with a neighbour in it (cached)."""
+        """``out_map`` ("out") or ``in_map`` ("in") cut into the :class:`Slab`\ s of :func:`cut_slabs` (cached)."""
         if direction not in self._slabs:
             index = self.out_map if direction == "out" else self.in_map
             missing = len(self.in_indices) if direction == "out" else len(self.out_indices)
@@ -256,7 +257,8 @@ def cut_slabs(index: torch.Tensor, n_slabs: int, missing: int) -> List[Slab]:
                     continue
                 rows = (which == p).nonzero().squeeze(1)
                 taps = torch.tensor([k for k in range(n_k) if code >> k & 1])
-                slabs.append(Slab(None if len(rows) == len(index) else rows, taps, index[rows][:, taps].contiguous()))
+                every = len(rows) == len(index)
+                slabs.append(Slab(None if every else rows, taps, index[rows][:, taps].contiguous()))
             return slabs
     per = n_k // n_slabs
     slabs = []
@@ -443,10 +445,4 @@ def gather_conv(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -
     """The convolution of ``features`` (N_in, C_in) with ``weight`` (C_out, *kernel, C_in) over ``kmap`` →
     (N_out, C_out), differentiable in both."""
     c_out, c_in = weight.shape[0], weight.shape[-1]
-    w = weight.reshape(c_out, -1, c_in)
-    if kmap.subm and w.shape[1] == 1:
-        # 1×1 submanifold: a plain matrix multiply. spconv (conv.py, ``conv1x1`` with FILTER_HWIO False) reads
-        # the (C_out, 1.., C_in) weight's memory as (C_in, C_out), on every device; so do we, so that one state
-        # dict gives the same outputs on either engine
-        return features @ weight.reshape(c_in, c_out)
-    return _GatherConv.apply(features.contiguous(), w, kmap)
+    return _GatherConv.apply(features.contiguous(), weight.reshape(c_out, -1, c_in), kmap)
