@@ -61,7 +61,9 @@ def test_full_backbone_runs_a_nuscenes_size_frame_on_cpu_in_train_and_eval_mode(
     assert batch.spatial_shape == (40, 1440, 1440) and len(batch.features) > 100_000
     backbone = VoxelNeXtBackbone(in_channels=5)
     bev = backbone(batch)
-    assert ("perception3d", "subm_bev") in bev.indice_dict  # the CPU runs our sparse engine by default
+    # "auto" runs our sparse engine on a CPU with two or more torch threads, spconv's path on one
+    ours = torch.get_num_threads() > 1
+    assert (("perception3d", "subm_bev") in bev.indice_dict) == ours
     assert bev.spatial_shape == [180, 180] and bev.features.shape[1] == 128
     assert (bev.indices[:, 1:] >= 0).all() and (bev.indices[:, 1:] < 180).all()
     assert len(torch.unique(bev.indices, dim=0)) == len(bev.indices)

@@ -138,6 +138,7 @@ def test_single_voxel_equals_spconv(name):
 def test_empty_input_gives_empty_output(name):
     cls, kwargs, _ = LAYERS[name]
     layer = cls(4, 3, bias=False, **kwargs)
+    layer.engine = "perception3d"
     f = torch.zeros(0, 4, requires_grad=True)
     out = layer(spconv.SparseConvTensor(f, torch.zeros(0, 4, dtype=torch.int32), [8, 8, 8], 1))
     assert out.features.shape == (0, 3) and out.indices.shape == (0, 4)
@@ -174,17 +175,21 @@ def test_layers_sharing_an_indice_key_share_one_kernel_map():
     indices = random_voxels(np.random.default_rng(4), 500, [6, 20, 20])
     first = sparse.SubMConv3d(3, 3, 3, padding=1, bias=False, indice_key="res")
     second = sparse.SubMConv3d(3, 3, 3, padding=1, bias=False, indice_key="res")
+    sparse.set_sparse_engine(torch.nn.Sequential(first, second), "perception3d")
     x = first(spconv.SparseConvTensor(torch.randn(len(indices), 3), indices, [6, 20, 20], 2))
     kmap = x.indice_dict[("perception3d", "res")]
     y = second(x)
     assert y.indice_dict[("perception3d", "res")] is kmap
     # a layer of another geometry under the same key is refused, not silently given the wrong map
+    other = sparse.SubMConv3d(3, 3, 5, padding=2, bias=False, indice_key="res")
+    other.engine = "perception3d"
     with pytest.raises(ValueError, match="indice_key 'res'"):
-        sparse.SubMConv3d(3, 3, 5, padding=2, bias=False, indice_key="res")(y)
+        other(y)
 
 
 def test_bad_input_is_a_clear_error():
     layer = sparse.SubMConv3d(4, 4, 3, padding=1, bias=False)
+    layer.engine = "perception3d"
     good = torch.tensor([[0, 1, 2, 3], [1, 0, 0, 0]], dtype=torch.int32)
 
     def call(features, indices, shape=(4, 4, 4), batch_size=2):
@@ -208,6 +213,21 @@ def test_bad_input_is_a_clear_error():
         call(torch.zeros(2, 4), torch.tensor([[0, 1, 2, 3], [0, 1, 2, 3]], dtype=torch.int32))
     with pytest.raises(ValueError, match="sparse_engine must be one of"):
         sparse.set_sparse_engine(layer, "cuda")
+
+
+def test_auto_picks_ours_on_a_multithreaded_cpu_and_spconv_elsewhere():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert sparse.resolve_engine("auto", torch.device("cpu")) == "perception3d"
+        torch.set_num_threads(1)
+        assert sparse.resolve_engine("auto", torch.device("cpu")) == "spconv"
+    finally:
+        torch.set_num_threads(threads)
+    assert sparse.resolve_engine("auto", torch.device("cuda")) == "spconv"
+    assert sparse.resolve_engine("spconv", torch.device("cpu")) == "spconv"
+    with pytest.raises(ValueError, match="CPU only"):
+        sparse.resolve_engine("perception3d", torch.device("cuda"))
 
 
 def test_one_state_dict_for_both_engines():

@@ -4,13 +4,13 @@ Every sparse convolution of our models is one of the classes below: spconv's own
 weights, same state-dict keys, so one checkpoint loads into either engine), whose forward runs on one of two
 engines:
 
-- ``"perception3d"``: ours (``perception3d.ops.sparse_conv``): numba-hashed kernel maps, gather + one large
-  matrix multiply per layer. CPU only. The default on the CPU.
+- ``"perception3d"``: ours (``perception3d.ops.sparse_conv``): numba-hashed kernel maps, gathers and large
+  matrix multiplies. CPU only. The default on a CPU where torch runs two or more threads.
 - ``"spconv"``: spconv's own path, with the algorithm the device supports (``ConvAlgo.Native`` on the CPU,
-  implicit GEMM on CUDA). The default on CUDA.
+  implicit GEMM on CUDA). The default on CUDA and on one CPU thread.
 
-``"auto"`` picks by the features' device; a model's ``sparse_engine`` config key forces one
-(:func:`set_sparse_engine`).
+``"auto"`` picks by the features' device and torch's thread count; a model's ``sparse_engine`` config key
+forces one (:func:`set_sparse_engine`).
 
 Convolutions here have no bias: every one is followed by a BatchNorm, which subtracts the batch mean in training
 (a bias there gets no gradient) and absorbs a bias into its running mean in eval mode. Where OpenPCDet's layers
@@ -32,11 +32,14 @@ ENGINES = ("auto", "perception3d", "spconv")
 
 
 def resolve_engine(engine: str, device: torch.device) -> str:
-    """``engine`` ("auto", "perception3d", "spconv") for a tensor on ``device`` → the engine that runs it."""
+    """``engine`` ("auto", "perception3d", "spconv") for a tensor on ``device`` → the engine that runs it. "auto":
+    ours on a CPU where torch runs two or more threads, spconv otherwise."""
     if engine not in ENGINES:
         raise ValueError(f"sparse_engine must be one of {ENGINES}, got {engine!r}")
     if engine == "auto":
-        return "perception3d" if device.type == "cpu" else "spconv"
+        # ours wins on its parallel kernel maps and gathers; on one thread spconv's C++ loops were measured faster
+        # (tiny training steps: MinkUNet 565 against 464 ms, VoxelNeXt 1.40 against 1.25 s)
+        return "perception3d" if device.type == "cpu" and torch.get_num_threads() > 1 else "spconv"
     if engine == "perception3d" and device.type != "cpu":
         raise ValueError(f"sparse_engine 'perception3d' runs on the CPU only, the features are on {device}: "
                          "use 'auto' or 'spconv' there")
