@@ -107,12 +107,16 @@ def test_create_data_synthetic_writes_a_world_the_devkit_reads(tmp_path):
     ("data", ["--frames", "2"], r"devkit from_file_multisweep \(load only\): +[0-9.]+ key frames/s +ratio [0-9.]+x"),
     ("ops", ["--repeat", "1"], r"spconv PointToVoxel, built \+ called: .* ratio ours/spconv [0-9.]+x time"),
     ("model", ["--config", "configs/voxelnext/voxelnext_tiny_synthetic.py", "--repeat", "1"],
-     r"whole frame +[0-9.]+ ms"),
+     r"ours against spconv's CPU path, timed in turn \(2 each\): whole frame [0-9]+ ms → [0-9]+ ms, [0-9.]+x faster"
+     r"(.|\n)*an exact float32 engine can make the frame at most [0-9.]+x faster(.|\n)*training iteration"
+     r"(.|\n)*ours against spconv's CPU path, timed in turn: [0-9]+ ms → [0-9]+ ms per iteration"),
+    ("sparse", ["--config", "configs/voxelnext/voxelnext_tiny_synthetic.py", "--repeat", "1"],
+     r"SubMConv3d k3, stride 1 \(conv_input\) \(5 → 16, [0-9,]+\) +[0-9.]+ ms +[0-9.]+ ms +[0-9.]+x"),
     ("track", ["--boxes", "20", "--frames", "20"], r"frames/s .*1\.00x the default\)"),
     ("eval", ["--task", "det", "--scenes", "2", "--frames", "10", "--boxes", "40"],
      r"detection: 800 boxes; devkit +[0-9.]+ s, fast +[0-9.]+ s: .* every number equal to 1e-9: yes"),
 ])
 def test_benchmark_mode_runs_and_prints_its_reference(mode, args, reference, synthetic_root):
-    extra = ["--data-root", synthetic_root] if mode == "data" else []
+    extra = ["--data-root", synthetic_root] if mode in ("data", "model") else []
     out = run_tool("tools/benchmark.py", mode, *args, *extra)
     assert re.search(reference, out), out[-3000:]
