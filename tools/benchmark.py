@@ -237,8 +237,8 @@ SPLIT = [
     ("kernel maps (ours: build_kernel_map and its numba kernels; spconv: get_indice_pairs)",
      ("build_kernel_map", "check_indices", "_voxel_keys", "_insert_all", "_submanifold_map", "_strided_candidates",
       "_number_outputs", "_transpose_map", "_decode_keys", "_hash_table", "get_indice_pairs")),
-    ("gather / scatter (ours: _gather_rows, index_add_; spconv: indice_conv)",
-     ("_gather_rows", "index_add_", "index_select", "indice_conv", "cut_slabs")),
+    ("gather / scatter (ours: _gather_rows, _add_rows and cutting slabs; spconv: indice_conv)",
+     ("_gather_rows", "_add_rows", "index_select", "indice_conv", "cut_slabs", "_pairs_by_offset")),
     ("matrix multiplies", ("torch.mm", "addmm", "linear", "matmul")),
     ("BatchNorm", ("batch_norm",)),
     ("ReLU", ("relu",)),
@@ -333,14 +333,14 @@ def _conv_arithmetic(model, run) -> tuple:
     def after(module, args, out):
         spent[0] += time.perf_counter() - started.pop(module)
         x = args[0]
-        if module.inverse:  # the pairs of the strided convolution it inverts: from its output to its input
-            pairs = int((build_kernel_map(out.indices, out.spatial_shape, x.batch_size, module.kernel_size,
-                                          module.stride, module.padding, module.dilation, False).out_map
-                         < len(out.indices)).sum())
-        else:
-            kmap = build_kernel_map(x.indices, x.spatial_shape, x.batch_size, module.kernel_size, module.stride,
-                                    module.padding, module.dilation, bool(module.subm))
-            pairs = int((kmap.out_map < len(x.indices)).sum())
+        if module.conv1x1:
+            pairs = len(x.indices)
+        else:  # the map the layer used (an inverse layer's key holds the strided map it inverts: the same pairs)
+            kmap = out.indice_dict.get(("perception3d", module.indice_key)) if module.indice_key else None
+            if kmap is None:
+                kmap = build_kernel_map(x.indices, x.spatial_shape, x.batch_size, module.kernel_size,
+                                        module.stride, module.padding, module.dilation, bool(module.subm))
+            pairs = int((kmap.out_map < len(kmap.in_indices)).sum())
         flops[0] += 2.0 * pairs * module.in_channels * module.out_channels
 
     for m in model.modules():

@@ -243,7 +243,9 @@ class KernelMap:
     kernel_size: Tuple[int, ...]
     subm: bool
     _in_map: Optional[torch.Tensor] = field(default=None, repr=False)
+    # slabs by the direction of the map it was made from; an inverse shares its map's, directions swapped
     _slabs: dict = field(default_factory=dict, repr=False)
+    _swapped: bool = False
 
     @property
     def in_map(self) -> torch.Tensor:
@@ -253,16 +255,18 @@ class KernelMap:
 
     def slabs(self, direction: str) -> List["Slab"]:
         """``out_map`` ("out") or ``in_map`` ("in") cut into the :class:`Slab`\ s of :func:`cut_slabs` (cached)."""
-        if direction not in self._slabs:
+        key = {"out": "in", "in": "out"}[direction] if self._swapped else direction
+        if key not in self._slabs:
             index = self.out_map if direction == "out" else self.in_map
             missing = len(self.in_indices) if direction == "out" else len(self.out_indices)
-            self._slabs[direction] = cut_slabs(index, self.kernel_size[0], missing, patterns=not self.subm)
-        return self._slabs[direction]
+            self._slabs[key] = cut_slabs(index, self.kernel_size[0], missing, patterns=not self.subm)
+        return self._slabs[key]
 
     def inverse(self) -> "KernelMap":
-        """The map of the inverse convolution: from this map's outputs back to its inputs."""
+        """The map of the inverse convolution: from this map's outputs back to its inputs (sharing the slabs
+        either has cut)."""
         return KernelMap(self.in_map, self.out_indices, self.in_indices, self.out_shape, self.in_shape,
-                         self.kernel_size, self.subm, self.out_map)
+                         self.kernel_size, self.subm, self.out_map, self._slabs, not self._swapped)
 
 
 @dataclass

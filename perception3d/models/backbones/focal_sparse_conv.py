@@ -168,10 +168,9 @@ class FocalSparseConv(spconv.SparseModule):
                 SubMConv3d(channels, enlarge_channels, 3, padding=1, bias=False, indice_key=f"{key}_enlarge"),
                 nn.BatchNorm1d(enlarge_channels, **BACKBONE_NORM), nn.ReLU())
             imp_in = enlarge_channels
-        self.conv_imp = SubMConv3d(imp_in, kernel_size ** 3, 3, padding=1, bias=False,
-                                          indice_key=f"{key}_imp")
+        self.conv_imp = SubMConv3d(imp_in, kernel_size ** 3, 3, padding=1, bias=False, indice_key=f"{key}_imp")
         self.conv = SubMConv3d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False,
-                                      indice_key=key)
+                               indice_key=key)
         self.bn = nn.BatchNorm1d(channels, **BACKBONE_NORM)
         self.relu = nn.ReLU()
         self.voxel_size = None if voxel_size is None else [float(v) for v in voxel_size]

@@ -56,8 +56,7 @@ class SparseBranches(nn.Module):
         if kernel == 1:
             self.hidden = nn.Linear(channels, width)
         else:
-            self.hidden = SubMConv2d(channels, width, kernel, padding=kernel // 2, bias=False,
-                                            indice_key="head")
+            self.hidden = SubMConv2d(channels, width, kernel, padding=kernel // 2, bias=False, indice_key="head")
         self.norm_act = nn.Sequential(*norm_act(width, TORCH_NORM))
         self.out = nn.ModuleList(nn.Linear(channels, n) for n in outputs)
         for b, (layer, bias, kaiming) in enumerate(zip(self.out, bias_init, regression)):

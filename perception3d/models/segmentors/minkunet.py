@@ -160,10 +160,10 @@ class MinkUNet(nn.Module):
 
         # minkunet_backbone.py ``conv_input``: two SubMConv3d 3³ (in → base → base) + BN + ReLU, key 'subm0'
         self.conv_input = spconv.SparseSequential(
-            conv_bn_relu(SubMConv3d(in_channels, base_channels, 3, padding=1, bias=False,
-                                           indice_key="subm0"), base_channels),
-            conv_bn_relu(SubMConv3d(base_channels, base_channels, 3, padding=1, bias=False,
-                                           indice_key="subm0"), base_channels))
+            conv_bn_relu(SubMConv3d(in_channels, base_channels, 3, padding=1, bias=False, indice_key="subm0"),
+                         base_channels),
+            conv_bn_relu(SubMConv3d(base_channels, base_channels, 3, padding=1, bias=False, indice_key="subm0"),
+                         base_channels))
 
         # ``encoder``: stage i halves the resolution with a SparseConv3d kernel 2 stride 2 that keeps the width
         # (``encoder_conv(encoder_channels[i], encoder_channels[i], kernel_size=2, stride=2)``, key
@@ -171,8 +171,8 @@ class MinkUNet(nn.Module):
         enc = (base_channels,) + encoder_channels
         self.encoder = nn.ModuleList()
         for i in range(stages):
-            down = conv_bn_relu(SparseConv3d(enc[i], enc[i], 2, stride=2, bias=False,
-                                                    indice_key=f"spconv{i + 1}"), enc[i])
+            down = conv_bn_relu(SparseConv3d(enc[i], enc[i], 2, stride=2, bias=False, indice_key=f"spconv{i + 1}"),
+                                enc[i])
             blocks = [block(enc[i] if j == 0 else enc[i + 1], enc[i + 1], f"subm{i + 1}")
                       for j in range(encoder_blocks[i])]
             self.encoder.append(spconv.SparseSequential(down, *blocks))
