@@ -10,9 +10,30 @@ import pytest
 REAL_FRAME = Path(__file__).parent / "data" / "nuscenes_frame"
 
 
+def _lane(item) -> int | None:
+    marker = item.get_closest_marker("first")
+    return None if marker is None else marker.kwargs.get("lane", 0)
+
+
 def pytest_collection_modifyitems(items):
-    """Tests marked ``first`` run first: with pytest-xdist's work stealing the other worker takes the rest."""
-    items.sort(key=lambda item: item.get_closest_marker("first") is None)
+    """Tests marked ``first(lane=k)`` start first, each lane on its own worker.
+
+    pytest-xdist's work stealing (``--dist worksteal``, scripts/run_tests.sh) hands worker k the k-th contiguous
+    chunk of the collection, as ``WorkStealingScheduling.schedule`` cuts it, and an idle worker later steals from
+    the *end* of another's queue. So a long test runs where its chunk puts it: the three long trainings, first in
+    the list, all ran on one worker one after another (1446 s of a 1460 s run). Each lane's tests go to the head
+    of chunk ``lane % workers``; without xdist, they simply run first."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    lanes = [[item for item in items if _lane(item) is not None and _lane(item) % workers == k]
+             for k in range(workers)]
+    rest = [item for item in items if _lane(item) is None]
+    ordered, left = [], len(items)
+    for k in range(workers):  # the chunk sizes of xdist's first distribution: len(pending) // nodes_remaining
+        size = left // (workers - k)
+        chunk = lanes[k] + [rest.pop(0) for _ in range(max(0, size - len(lanes[k])))]
+        ordered += chunk
+        left -= len(chunk)
+    items[:] = ordered + rest
 
 
 @pytest.fixture(scope="session")

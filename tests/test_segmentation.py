@@ -28,7 +28,7 @@ def run(*args, timeout=1500):
     return done.stdout
 
 
-@pytest.mark.first
+@pytest.mark.first(lane=0)  # both trainings on one worker, which builds their world; the detection one on the other
 @pytest.mark.parametrize("config", [MINKUNET, WAFFLEIRON], ids=["minkunet", "waffleiron"])
 def test_tiny_segmentation_config_trains_to_half_miou_and_the_tools_agree(config, seg_root, tmp_path):
     from nuscenes import NuScenes

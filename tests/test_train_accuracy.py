@@ -20,7 +20,7 @@ CONFIG = "configs/voxelnext/voxelnext_tiny_synthetic.py"
 EPOCHS = 10
 
 
-@pytest.mark.first
+@pytest.mark.first(lane=1)
 def test_tiny_config_learns_cars_in_a_few_hundred_iterations(synthetic_root, tmp_path):
     work = tmp_path / "work"
     run = subprocess.run([sys.executable, "tools/train.py", CONFIG, "--data-root", synthetic_root, "--work-dir",
