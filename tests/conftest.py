@@ -107,15 +107,20 @@ def rng():
 
 
 @pytest.fixture(autouse=True)
-def mmengine_logs_to_this_tests_output():
-    """mmengine's logger keeps the stream it was created with: created inside a test that captures output
-    (capsys), it would go on writing into that test's finished buffer, and a later test would not see its
-    warnings. Each test points the logger's console handlers at the process's standard output (file descriptor
-    1, which capfd and pytest's own capture read)."""
+def mmengine_logs_to_this_tests_output(request):
+    """Each test starts with a logger of its own as mmengine's current one (``print_log(..., logger="current")``),
+    at INFO, on the process's standard output (file descriptor 1, which capfd and pytest's own capture read).
+    Otherwise the current logger is the last one an earlier test in the worker made: a runner's at ERROR hides
+    the warnings a later test looks for, and a logger keeps the stream it was created with, so one made inside a
+    test that captures output (capsys) goes on writing into that test's finished buffer. Older loggers' console
+    handlers are pointed at standard output too."""
     from mmengine.logging import MMLogger
 
     for logger in list(MMLogger._instance_dict.values()):
         for handler in logger.handlers:
             if type(handler) is logging.StreamHandler:
                 handler.stream = sys.__stdout__  # not setStream: it flushes the old, maybe closed, stream
+    logger = MMLogger.get_instance(f"pytest:{request.node.nodeid}", log_level="INFO")
+    for handler in logger.handlers:
+        handler.stream = sys.__stdout__
     yield

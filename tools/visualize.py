@@ -88,6 +88,8 @@ class Frame:
 def dataset_frames(args):
     """The Frames of the config's sample (or of its whole scene with --sequence), with ground truth,
     predictions and tracks."""
+    from mmengine.registry import init_default_scope
+
     from perception3d.datasets.point_io import load_points
     from perception3d.engine import UserError, load_config
     from perception3d.registry import DATASETS
@@ -97,6 +99,7 @@ def dataset_frames(args):
     import perception3d.datasets  # noqa: F401  (registers the datasets)
 
     cfg = load_config(args.input, None, args.data_root)
+    init_default_scope(cfg.get("default_scope", "perception3d"))  # not a scope an earlier runner in the process left
     dataset = DATASETS.build(dict(cfg.test_dataloader.dataset, pipeline=[], test_mode=True))
     infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     if args.token is not None:
