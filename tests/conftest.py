@@ -30,7 +30,8 @@ def pytest_collection_modifyitems(items):
     ordered, left = [], len(items)
     for k in range(workers):  # the chunk sizes of xdist's first distribution: len(pending) // nodes_remaining
         size = left // (workers - k)
-        chunk = lanes[k] + [rest.pop(0) for _ in range(max(0, size - len(lanes[k])))]
+        take = min(len(rest), max(0, size - len(lanes[k])))
+        chunk, rest = lanes[k] + rest[:take], rest[take:]
         ordered += chunk
         left -= len(chunk)
     items[:] = ordered + rest
