@@ -114,14 +114,12 @@ def mmengine_logs_to_this_tests_output(request):
     Otherwise the current logger is the last one an earlier test in the worker made: a runner's at ERROR hides
     the warnings a later test looks for, and a logger keeps the stream it was created with, so one made inside a
     test that captures output (capsys) goes on writing into that test's finished buffer. Older loggers' console
-    handlers are pointed at standard output too."""
+    handlers are pointed at standard output too, with the new one's."""
     from mmengine.logging import MMLogger
 
+    MMLogger.get_instance(f"pytest:{request.node.nodeid}", log_level="INFO")  # now the current one
     for logger in list(MMLogger._instance_dict.values()):
         for handler in logger.handlers:
             if type(handler) is logging.StreamHandler:
                 handler.stream = sys.__stdout__  # not setStream: it flushes the old, maybe closed, stream
-    logger = MMLogger.get_instance(f"pytest:{request.node.nodeid}", log_level="INFO")
-    for handler in logger.handlers:
-        handler.stream = sys.__stdout__
     yield

@@ -295,10 +295,10 @@ def cut_slabs(index: torch.Tensor, n_slabs: int, missing: int, patterns: bool = 
     n_k = index.shape[1]
     if patterns and n_k < 63:
         codes = (valid.long() << torch.arange(n_k)).sum(1)
-        patterns, which = torch.unique(codes, return_inverse=True)
-        if len(patterns) <= MAX_PATTERNS:
+        seen, which = torch.unique(codes, return_inverse=True)  # the patterns present, and each row's
+        if len(seen) <= MAX_PATTERNS:
             slabs = []
-            for p, code in enumerate(patterns.tolist()):
+            for p, code in enumerate(seen.tolist()):
                 if code == 0:
                     continue
                 rows = (which == p).nonzero().squeeze(1)
